@@ -1,0 +1,106 @@
+"""The partners and links API, behind the admin bearer token."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge.errors import BadRequest, Unauthorized
+from edge.partners import PartnerRegistry, check_partner_id
+from edge.signing import TokenSigner, token_matches
+
+MAX_BODY_BYTES = 64 * 1024
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def admin_only(endpoint: Endpoint) -> Endpoint:
+    async def guarded(request: Request) -> Response:
+        if not token_matches(bearer_token(request), request.app.state.settings.admin_tokens):
+            raise Unauthorized("the bearer token is not the admin token (INVITE_ADMIN_TOKEN)")
+        return await endpoint(request)
+
+    return guarded
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _registry(request: Request) -> PartnerRegistry:
+    registry: PartnerRegistry = request.app.state.registry
+    return registry
+
+
+def public_base_url(request: Request) -> str:
+    configured: str | None = request.app.state.settings.public_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+@admin_only
+async def put_partner(request: Request) -> Response:
+    partner_id = request.path_params["partner_id"]
+    partner, created = await _registry(request).upsert(partner_id, await json_body(request))
+    return JSONResponse(partner.to_json(), status_code=201 if created else 200)
+
+
+@admin_only
+async def get_partner(request: Request) -> Response:
+    partner = await _registry(request).get(check_partner_id(request.path_params["partner_id"]))
+    return JSONResponse(partner.to_json())
+
+
+@admin_only
+async def create_link(request: Request) -> Response:
+    partner_id = check_partner_id(request.path_params["partner_id"])
+    link = await _registry(request).create_link(partner_id, await json_body(request))
+    return JSONResponse(link.to_json(public_base_url(request)), status_code=201)
+
+
+@admin_only
+async def get_link(request: Request) -> Response:
+    link = await _registry(request).get_link(request.path_params["code"])
+    return JSONResponse(link.to_json(public_base_url(request)))
+
+
+@admin_only
+async def issue_partner_token(request: Request) -> Response:
+    """A token for the analytics API that sees this partner's subtree only."""
+    partner = await _registry(request).get(check_partner_id(request.path_params["partner_id"]))
+    signer: TokenSigner = request.app.state.partner_token_signer
+    token = signer.sign(orjson.dumps({"p": partner.partner_id, "iat": int(time.time())}))
+    return JSONResponse({"token": token, "partnerId": partner.partner_id}, status_code=201)
+
+
+routes = [
+    Route("/api/partners/{partner_id}", put_partner, methods=["PUT"]),
+    Route("/api/partners/{partner_id}", get_partner, methods=["GET"]),
+    Route("/api/partners/{partner_id}/links", create_link, methods=["POST"]),
+    Route("/api/partners/{partner_id}/tokens", issue_partner_token, methods=["POST"]),
+    Route("/api/links/{code}", get_link, methods=["GET"]),
+]

@@ -1,0 +1,183 @@
+"""The edge application factory: the redirect hot path in front, Starlette for everything else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from edge import admin, attribution
+from edge.attribution import AttributionCodec, attribution_context_app
+from edge.clicks import ClickWriter
+from edge.config import SHUTDOWN_DRAIN_S, Settings
+from edge.errors import ConfigError, InviteError
+from edge.links import DestinationPolicy
+from edge.logs import configure_logging
+from edge.metrics import CONTENT_TYPE_LATEST, EdgeMetrics
+from edge.partners import PartnerRegistry
+from edge.redirect import RedirectHandler
+from edge.redis_client import open_redis
+from edge.resolver import LinkResolver
+from edge.signing import TokenSigner
+from edge.spool import Spool
+
+log = logging.getLogger("invite.app")
+
+REGISTRY_TIMEOUT_S = 2.0
+HOT_PATH_TIMEOUT_S = 0.25
+READY_TIMEOUT_S = 1.0
+DEMO_PAGE = Path(__file__).parent / "templates" / "register.html"
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    writer: ClickWriter = request.app.state.writer
+    try:
+        await asyncio.wait_for(request.app.state.redis.ping(), READY_TIMEOUT_S)
+    except (RedisError, OSError, TimeoutError) as exc:
+        return JSONResponse(
+            {"status": "unavailable", "redis": f"unreachable ({type(exc).__name__})",
+             "spoolDepth": writer.spool_depth},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "redis": "ok", "spoolDepth": writer.spool_depth})
+
+
+async def metrics(request: Request) -> Response:
+    edge_metrics: EdgeMetrics = request.app.state.metrics
+    return Response(edge_metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def demo_register(request: Request) -> Response:
+    return HTMLResponse(DEMO_PAGE.read_text())
+
+
+async def _invite_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InviteError)
+    return JSONResponse(exc.to_json(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": {"code": code, "message": str(exc.detail)}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    log.warning("registry request failed: redis unavailable (%s)", type(exc).__name__)
+    return JSONResponse(
+        {"error": {"code": "redis_unavailable",
+                   "message": "Redis did not answer; check INVITE_REDIS_URL and retry"}},
+        status_code=503,
+    )
+
+
+class EdgeApp:
+    """Routes `/r/…` straight to the redirect handler and the rest to Starlette."""
+
+    def __init__(self, redirect: RedirectHandler, attribution_app: ASGIApp, rest: Starlette):
+        self._redirect = redirect
+        self._attribution = attribution_app
+        self.rest = rest
+        self.state = rest.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/r/"):
+                await self._redirect(scope, receive, send)
+                return
+            if path == "/attribution":
+                await self._attribution(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> EdgeApp:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_format)
+    if not settings.redis_url:
+        raise ConfigError(
+            "INVITE_REDIS_URL is not set: use `invite run` (starts a private Redis) "
+            "or point it at your Redis, e.g. redis://127.0.0.1:6379/0"
+        )
+    redis = open_redis(settings.redis_url, timeout_s=REGISTRY_TIMEOUT_S)
+    hot_redis = open_redis(settings.redis_url, timeout_s=HOT_PATH_TIMEOUT_S)
+    click_redis = open_redis(settings.redis_url, timeout_s=HOT_PATH_TIMEOUT_S, decode=False)
+    feed = open_redis(settings.redis_url, timeout_s=REGISTRY_TIMEOUT_S, feed=True)
+    destinations = DestinationPolicy(settings.allowed_destinations)
+    registry = PartnerRegistry(redis, settings.signing_secret, destinations)
+    edge_metrics = EdgeMetrics()
+    writer = ClickWriter(click_redis, Spool(settings.spool_dir), edge_metrics)
+    resolver = LinkResolver(
+        hot_redis, feed, PartnerRegistry(hot_redis, settings.signing_secret, destinations),
+        settings.registration_url,
+    )
+    attribution_codec = AttributionCodec(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await writer.start()
+        watcher = asyncio.get_running_loop().create_task(resolver.watch_changes())
+        log.info("edge ready; clicks go to stream on %s", _redacted(settings.redis_url))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            await writer.close(SHUTDOWN_DRAIN_S)
+            await asyncio.gather(watcher, return_exceptions=True)
+            for client in (redis, hot_redis, click_redis, feed):
+                await client.aclose()
+            log.info("edge stopped; clicks flushed")
+
+    rest = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/demo/register", demo_register),
+            *admin.routes,
+            *attribution.routes,
+        ],
+        exception_handlers={
+            InviteError: _invite_error,
+            HTTPException: _http_error,
+            RedisError: _redis_error,
+        },
+        lifespan=lifespan,
+    )
+    rest.state.settings = settings
+    rest.state.redis = redis
+    rest.state.registry = registry
+    rest.state.writer = writer
+    rest.state.resolver = resolver
+    rest.state.metrics = edge_metrics
+    rest.state.attribution_codec = attribution_codec
+    rest.state.partner_token_signer = TokenSigner("partner-api", settings.secrets)
+    redirect = RedirectHandler(settings, resolver, writer, attribution_codec, edge_metrics)
+    return EdgeApp(redirect, attribution_context_app(settings, attribution_codec), rest)
+
+
+def _redacted(url: str) -> str:
+    """A Redis URL without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

@@ -1,0 +1,167 @@
+"""The signed attribution cookie and token, and the routes registration frontends call."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from edge.config import COOKIE_NAME, Settings
+from edge.errors import BadRequest, InvalidInput
+from edge.signing import TokenSigner
+
+MAX_COOKIE_HEADER = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    partner_id: str
+    campaign: str | None
+    click_id: str
+    visitor_id: str
+    clicked_at_ms: int
+    expires_at_ms: int
+
+    def to_json(self, token: str) -> dict[str, Any]:
+        return {
+            "partnerId": self.partner_id,
+            "campaign": self.campaign,
+            "clickId": self.click_id,
+            "clickedAt": _iso(self.clicked_at_ms),
+            "expiresAt": _iso(self.expires_at_ms),
+            "token": token,
+        }
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+class AttributionCodec:
+    """Turns an Attribution into the cookie/token string and back, checking signature and expiry."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._signer = TokenSigner("attribution", settings.secrets)
+        self._max_age = settings.attribution_seconds
+        parts = [f"Max-Age={self._max_age}", "Path=/", "HttpOnly", "SameSite=Lax"]
+        if settings.cookie_domain:
+            parts.append(f"Domain={settings.cookie_domain}")
+        if settings.cookie_secure:
+            parts.append("Secure")
+        # Everything after the value is the same for every click: build it once.
+        self._cookie_suffix = "; " + "; ".join(parts)
+
+    @property
+    def max_age_ms(self) -> int:
+        return self._max_age * 1000
+
+    def encode(self, attribution: Attribution) -> str:
+        payload = {
+            "p": attribution.partner_id,
+            "k": attribution.click_id,
+            "v": attribution.visitor_id,
+            "t": attribution.clicked_at_ms,
+            "e": attribution.expires_at_ms,
+        }
+        if attribution.campaign is not None:
+            payload["c"] = attribution.campaign
+        return self._signer.sign(orjson.dumps(payload))
+
+    def decode(self, token: str, now_ms: int | None = None) -> Attribution | None:
+        """The attribution in a token, or None when forged, malformed or expired."""
+        payload = self._signer.unsign(token)
+        if payload is None:
+            return None
+        try:
+            fields = orjson.loads(payload)
+            attribution = Attribution(
+                partner_id=str(fields["p"]),
+                campaign=None if fields.get("c") is None else str(fields["c"]),
+                click_id=str(fields["k"]),
+                visitor_id=str(fields.get("v") or fields["k"]),
+                clicked_at_ms=int(fields["t"]),
+                expires_at_ms=int(fields["e"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        if attribution.expires_at_ms <= now:
+            return None
+        return attribution
+
+    def set_cookie_header(self, token: str) -> bytes:
+        return f"{COOKIE_NAME}={token}{self._cookie_suffix}".encode("latin-1")
+
+
+def cookie_value(cookie_header: str) -> str | None:
+    """The invite_ref value from a raw Cookie header; junk and oversize headers give None."""
+    if not cookie_header or len(cookie_header) > MAX_COOKIE_HEADER:
+        return None
+    start = cookie_header.find(COOKIE_NAME + "=")
+    while start != -1:
+        if start == 0 or cookie_header[start - 1] in "; ":
+            end = cookie_header.find(";", start)
+            value = cookie_header[start + len(COOKIE_NAME) + 1 : end if end != -1 else None]
+            return value.strip().strip('"') or None
+        start = cookie_header.find(COOKIE_NAME + "=", start + 1)
+    return None
+
+
+def attribution_context(request: Request, codec: AttributionCodec) -> Response:
+    token = cookie_value(request.headers.get("cookie", ""))
+    attribution = codec.decode(token) if token else None
+    if attribution is None or token is None:
+        return Response(status_code=204, headers={"Cache-Control": "private, no-store"})
+    return JSONResponse(
+        attribution.to_json(token), headers={"Cache-Control": "private, no-store"}
+    )
+
+
+async def verify_token(request: Request) -> Response:
+    codec: AttributionCodec = request.app.state.attribution_codec
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not JSON: send {\"token\": \"...\"}") from None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise InvalidInput("token is required: the string /attribution returned")
+    attribution = codec.decode(token)
+    if attribution is None:
+        raise InvalidInput("token is invalid or expired")
+    return JSONResponse(attribution.to_json(token))
+
+
+def attribution_context_app(settings: Settings, codec: AttributionCodec) -> ASGIApp:
+    """`GET /attribution` behind CORS that admits only the configured origins, with credentials."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            response: Response = JSONResponse(
+                {"error": {"code": "method_not_allowed", "message": "use GET /attribution"}},
+                status_code=405, headers={"Allow": "GET"},
+            )
+        else:
+            response = attribution_context(Request(scope, receive), codec)
+        await response(scope, receive, send)
+
+    return CORSMiddleware(
+        app,
+        allow_origins=list(settings.allowed_origins),
+        allow_credentials=True,
+        allow_methods=["GET"],
+        max_age=600,
+    )
+
+
+routes = [Route("/api/attribution/verify", verify_token, methods=["POST"])]

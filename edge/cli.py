@@ -1,0 +1,195 @@
+"""The `invite` command: servers, and operator commands on partners and links."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import orjson
+
+from edge.config import Settings
+from edge.embedded_redis import EmbeddedRedis, running_url
+from edge.errors import ConfigError, InviteError
+from edge.links import DestinationPolicy
+from edge.partners import PARTNER_TYPES, PartnerRegistry
+from edge.redis_client import open_redis
+from edge.server import SERVERS, serve
+
+APP_FACTORY = "edge.app:create_app"
+NOT_BUILT = {
+    "batcher": "the click batcher (stream → ClickHouse)",
+    "analytics": "the analytics API and dashboard",
+    "migrate": "ClickHouse schema migrations",
+}
+
+
+class CliError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"invite: {message} (see `{self.prog} --help`)\n")
+
+
+def _server_args(parser: argparse.ArgumentParser, workers: bool) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    parser.add_argument("--server", choices=SERVERS, default="granian",
+                        help="HTTP server (default granian: fastest measured, docs/benchmarks.md)")
+    if workers:
+        parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="invite", description="invite-edge: referral links for cTrader Invite.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = commands.add_parser("run", help="all-in-one: Redis (private unless INVITE_REDIS_URL), edge")
+    _server_args(run, workers=False)
+    edge = commands.add_parser("edge", help="the redirector and admin API")
+    _server_args(edge, workers=True)
+    for name, what in NOT_BUILT.items():
+        sub = commands.add_parser(name, help=f"{what} (not built yet)")
+        sub.add_argument("--host", default="127.0.0.1")
+        sub.add_argument("--port", type=int, default=8001)
+
+    partner = commands.add_parser("partner", help="manage partners")
+    partner_cmds = partner.add_subparsers(dest="action", required=True, parser_class=Parser)
+    add = partner_cmds.add_parser("add", help="create or update a partner")
+    add.add_argument("partner_id", metavar="PARTNER_ID")
+    add.add_argument("--parent", help="parent partnerId (multi-level IB)")
+    add.add_argument("--type", choices=PARTNER_TYPES)
+    add.add_argument("--name")
+    add.add_argument("--status", choices=("active", "suspended"))
+    add.add_argument("--destination", help="registration URL for this partner's links")
+    show = partner_cmds.add_parser("show", help="print a partner")
+    show.add_argument("partner_id", metavar="PARTNER_ID")
+
+    link = commands.add_parser("link", help="manage links")
+    link_cmds = link.add_subparsers(dest="action", required=True, parser_class=Parser)
+    create = link_cmds.add_parser("create", help="create a short link for a partner")
+    create.add_argument("partner_id", metavar="PARTNER_ID")
+    create.add_argument("--campaign")
+    create.add_argument("--sub-id")
+    create.add_argument("--alias", help="vanity code, e.g. spring-promo")
+    create.add_argument("--destination", help="URL on an allowed host")
+    create.add_argument("--base-url", default=None,
+                        help="public base URL printed in the link (default INVITE_PUBLIC_URL)")
+
+    ctrader = commands.add_parser("ctrader", help="cTrader partner assignments (not built yet)")
+    ctrader.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = dispatch(args)
+    except (ConfigError, CliError) as exc:
+        print(f"invite: {exc}", file=sys.stderr)
+        code = 2
+    except InviteError as exc:
+        print(f"invite: {exc.message}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command in NOT_BUILT:
+        print(f"invite {args.command}: {NOT_BUILT[args.command]} is not built yet", file=sys.stderr)
+        return 2
+    if args.command == "ctrader":
+        print("invite ctrader: cTrader partner commands are not built yet", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        return run_all(args)
+    if args.command == "edge":
+        settings = Settings.from_env()
+        if not settings.redis_url:
+            url = running_url(settings.data_dir)
+            if url is None:
+                raise CliError("INVITE_REDIS_URL is not set and no `invite run` Redis is up: "
+                               "set INVITE_REDIS_URL=redis://host:6379/0")
+            os.environ["INVITE_REDIS_URL"] = url
+        serve(APP_FACTORY, args.host, args.port, args.workers, args.server)
+        return 0
+    return asyncio.run(registry_command(args))
+
+
+def run_all(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if not os.environ.get("INVITE_REGISTRATION_URL"):
+        shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+        os.environ["INVITE_REGISTRATION_URL"] = f"http://{shown_host}:{args.port}/demo/register"
+        settings = Settings.from_env()
+    embedded: EmbeddedRedis | None = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir)
+        os.environ["INVITE_REDIS_URL"] = embedded.start()
+    base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"  # noqa: S104
+    redis_url = os.environ["INVITE_REDIS_URL"]
+    print(
+        "\ninvite-edge is starting\n"
+        f"  edge          {base}\n"
+        f"  redis         {redis_url}{'  (private, AOF under the data dir)' if embedded else ''}\n"
+        f"  data dir      {settings.data_dir}\n"
+        f"  admin token   {settings.admin_tokens[0]}\n"
+        f"  hook token    {settings.hook_tokens[0]}\n"
+        "\nCreate a first partner and link:\n"
+        f"  curl -X PUT {base}/api/partners/p-1001 -H 'Authorization: Bearer "
+        f"{settings.admin_tokens[0]}' -d '{{\"type\": \"ib\", \"name\": \"First IB\"}}'\n"
+        f"  curl -X POST {base}/api/partners/p-1001/links -H 'Authorization: Bearer "
+        f"{settings.admin_tokens[0]}' -d '{{\"campaign\": \"launch\"}}'\n"
+        "  (or: .venv/bin/invite partner add p-1001 --type ib && "
+        ".venv/bin/invite link create p-1001)\n"
+        "Then open the printed url in a browser.\n",
+        flush=True,
+    )
+    try:
+        serve(APP_FACTORY, args.host, args.port, 1, args.server)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def registry_command(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    url = settings.redis_url or running_url(settings.data_dir)
+    if url is None:
+        raise CliError("no Redis to talk to: start `invite run` first (it starts one), "
+                       "or set INVITE_REDIS_URL")
+    redis = open_redis(url, timeout_s=5.0)
+    registry = PartnerRegistry(
+        redis, settings.signing_secret, DestinationPolicy(settings.allowed_destinations)
+    )
+    try:
+        result: dict[str, Any]
+        if args.command == "partner" and args.action == "add":
+            body = {key: value for key, value in {
+                "parentPartnerId": args.parent, "type": args.type, "name": args.name,
+                "status": args.status, "destination": args.destination,
+            }.items() if value is not None}
+            partner, _ = await registry.upsert(args.partner_id, body)
+            result = partner.to_json()
+        elif args.command == "partner":
+            result = (await registry.get(args.partner_id)).to_json()
+        else:
+            body = {key: value for key, value in {
+                "campaign": args.campaign, "subId": args.sub_id, "alias": args.alias,
+                "destination": args.destination,
+            }.items() if value is not None}
+            link = await registry.create_link(args.partner_id, body)
+            base = args.base_url or settings.public_url or "http://127.0.0.1:8000"
+            result = link.to_json(base.rstrip("/"))
+    finally:
+        await redis.aclose()
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0

@@ -1,0 +1,288 @@
+"""Click events and their group commit to the Redis stream, with the disk spool behind it.
+
+A request appends its event and waits for its batch: one pipelined XADD round trip acknowledges
+every click that arrived while the previous batch was in flight. When Redis fails or is slow,
+the batch is fsync'd to the spool instead and the writer stays on the spool until a probe finds
+Redis again; then the spool is replayed, skipping events the stream already holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import logging
+import time
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from edge.config import (
+    CLICK_BATCH_MAX,
+    CLICK_STREAM,
+    REDIS_PROBE_INTERVAL_S,
+)
+from edge.metrics import EdgeMetrics
+from edge.spool import Spool
+
+log = logging.getLogger("invite.clicks")
+
+# A replayed event may have reached Redis before the failure that sent it to the spool; look for
+# it this far around the spooled events' own timestamps (covers clock skew with the server).
+REPLAY_DEDUP_MARGIN_MS = 30_000
+REPLAY_CHUNK = 1000
+
+
+class IpAnonymizer:
+    """Full IPs never leave the process: a keyed hash with a salt that changes daily, and a prefix."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hmac.new(secret.encode(), b"invite-edge/ip-salt", hashlib.sha256).digest()
+        self._day = ""
+        self._salt = b""
+
+    def _salt_for(self, ts_ms: int) -> bytes:
+        day = datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d")
+        if day != self._day:
+            self._salt = hmac.new(self._key, day.encode(), hashlib.sha256).digest()
+            self._day = day
+        return self._salt
+
+    def hash(self, ip: str, ts_ms: int) -> str:
+        if not ip:
+            return ""
+        return hmac.new(self._salt_for(ts_ms), ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@lru_cache(maxsize=65536)
+def ip_prefix(ip: str) -> str:
+    """The /24 of an IPv4 address or the /48 of an IPv6 one; '' for anything unparseable."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 48), strict=False))
+    v4 = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address
+    return str(ipaddress.IPv4Network((v4, 24), strict=False))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ClickWriter:
+    """Group commit of packed events to the stream; the spool when Redis cannot take them."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        spool: Spool,
+        metrics: EdgeMetrics,
+        *,
+        stream: str = CLICK_STREAM,
+        batch_max: int = CLICK_BATCH_MAX,
+    ) -> None:
+        self._redis = redis
+        self._spool = spool
+        self._metrics = metrics
+        self._stream = stream
+        self._batch_max = batch_max
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._in_flight: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._redis_up = True
+        self._tasks: list[asyncio.Task[None]] = []
+        self._attention = asyncio.Event()
+        self._spool_lock = asyncio.Lock()
+        self.spool_depth = 0
+
+    @property
+    def redis_up(self) -> bool:
+        return self._redis_up
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._flush_loop(), name="click-flush"),
+            loop.create_task(self._recovery_loop(), name="click-recovery"),
+        ]
+        self._attention.set()  # replay anything a previous process left in the spool
+
+    async def record(self, event: bytes) -> None:
+        """Return once the event is acknowledged by Redis or fsync'd to the spool."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        self._wake.set()
+        await future
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self._batch_max]
+                del self._pending[: self._batch_max]
+                self._in_flight = batch
+                await self._commit(batch)
+                self._in_flight = []
+
+    async def _commit(self, batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
+        events = [event for event, _ in batch]
+        self._metrics.batch_size.observe(len(events))
+        error: BaseException | None = None
+        if self._redis_up:
+            started = time.perf_counter()
+            try:
+                await self._xadd(events)
+                self._metrics.append_seconds.labels("redis").observe(
+                    time.perf_counter() - started
+                )
+                _resolve(batch, None)
+                return
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "redis did not take %d clicks (%s); writing to the spool until it is back",
+                    len(events), type(exc).__name__,
+                )
+                self._set_redis_up(False)
+        started = time.perf_counter()
+        try:
+            async with self._spool_lock:
+                await asyncio.to_thread(self._spool.append, events)
+            self.spool_depth += len(events)
+            self._metrics.spooled.inc(len(events))
+            self._metrics.spool_depth.set(self.spool_depth)
+            self._metrics.append_seconds.labels("spool").observe(time.perf_counter() - started)
+        except OSError as exc:
+            log.error("the click spool failed too (%s): %d clicks lost", exc, len(events))
+            self._metrics.lost.inc(len(events))
+            error = exc
+        _resolve(batch, error)
+
+    async def _xadd(self, events: list[bytes]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self._stream, {"e": event})
+            await pipe.execute()
+
+    def _set_redis_up(self, up: bool) -> None:
+        self._redis_up = up
+        self._metrics.redis_up.set(1 if up else 0)
+        if not up:
+            self._attention.set()
+
+    async def _recovery_loop(self) -> None:
+        """Woken when Redis fails (or at start): probe until it answers, then replay the spool."""
+        while True:
+            await self._attention.wait()
+            self._attention.clear()
+            while True:
+                if not self._redis_up:
+                    try:
+                        await self._redis.ping()
+                    except (RedisError, OSError, TimeoutError):
+                        await asyncio.sleep(REDIS_PROBE_INTERVAL_S)
+                        continue
+                    log.info("redis is back; replaying the click spool")
+                    self._set_redis_up(True)
+                try:
+                    await self.replay()
+                    break
+                except (RedisError, OSError, TimeoutError) as exc:
+                    log.warning("spool replay stopped (%s); will retry", type(exc).__name__)
+                    self._set_redis_up(False)
+
+    async def replay(self) -> int:
+        """Move every claimable spool segment into the stream, exactly once per click_id."""
+        async with self._spool_lock:
+            self._spool.rotate()
+            segments = await asyncio.to_thread(lambda: list(self._spool.claim()))
+        replayed = 0
+        for index, segment in enumerate(segments):
+            try:
+                events = await asyncio.to_thread(segment.events)
+                replayed += await self._replay_events(events)
+                await asyncio.to_thread(segment.remove)
+            except BaseException:
+                for rest in segments[index:]:
+                    rest.release()
+                raise
+        if replayed or segments:
+            self.spool_depth = max(0, self.spool_depth - replayed)
+            self._metrics.spool_depth.set(self.spool_depth)
+            log.info("replayed %d spooled clicks from %d segment(s)", replayed, len(segments))
+        return replayed
+
+    async def _replay_events(self, events: list[bytes]) -> int:
+        parsed: list[tuple[str, int, bytes]] = []
+        for event in events:
+            try:
+                fields = orjson.loads(event)
+                parsed.append((str(fields["click_id"]), int(fields["ts"]), event))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.warning("skipping an unreadable spool line (%d bytes)", len(event))
+        if not parsed:
+            return 0
+        low = min(ts for _, ts, _ in parsed) - REPLAY_DEDUP_MARGIN_MS
+        high = max(ts for _, ts, _ in parsed) + REPLAY_DEDUP_MARGIN_MS
+        seen = await self._click_ids_in_stream(max(low, 0), high)
+        fresh: list[bytes] = []
+        for click_id, _, event in parsed:
+            if click_id not in seen:
+                seen.add(click_id)
+                fresh.append(event)
+        self._metrics.replay_duplicates.inc(len(parsed) - len(fresh))
+        for start in range(0, len(fresh), REPLAY_CHUNK):
+            await self._xadd(fresh[start : start + REPLAY_CHUNK])
+            self._metrics.replayed.inc(len(fresh[start : start + REPLAY_CHUNK]))
+        return len(fresh)
+
+    async def _click_ids_in_stream(self, low_ms: int, high_ms: int) -> set[str]:
+        seen: set[str] = set()
+        start = f"{low_ms}-0"
+        while True:
+            entries = await self._redis.xrange(self._stream, start, f"{high_ms}-18446744073709551615",
+                                               count=5000)
+            for entry_id, fields in entries:
+                raw = fields.get(b"e") or fields.get("e")
+                try:
+                    seen.add(str(orjson.loads(raw)["click_id"]))
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    continue
+            if len(entries) < 5000:
+                return seen
+            last = entries[-1][0]
+            last_id = last.decode() if isinstance(last, bytes) else str(last)
+            start = "(" + last_id
+
+    async def close(self, deadline_s: float) -> None:
+        """Flush what is pending within the deadline; whatever is left goes to the spool."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        while (self._pending or self._in_flight) and loop.time() < end:
+            await asyncio.sleep(0.005)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Past the deadline: whatever is still unacknowledged goes to the spool, never nowhere.
+        left = [item for item in self._in_flight + self._pending if not item[1].done()]
+        self._in_flight, self._pending = [], []
+        if left:
+            self._redis_up = False
+            await self._commit(left)
+        self._spool.rotate()
+
+
+def _resolve(batch: list[tuple[bytes, asyncio.Future[None]]], error: BaseException | None) -> None:
+    for _, future in batch:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

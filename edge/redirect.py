@@ -1,0 +1,183 @@
+"""`GET|HEAD /r/{code}`: resolve, classify, attribute, record, redirect. Plain ASGI, no framework.
+
+Never a 5xx: unknown or malformed codes get the 404 page (or the fallback URL), and anything
+unexpected is answered by a safety net that redirects to the registration page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import uuid6
+from redis.exceptions import RedisError
+from starlette.types import Receive, Scope, Send
+
+from edge.attribution import Attribution, AttributionCodec, cookie_value
+from edge.classify import Kind, classify
+from edge.clicks import ClickWriter, IpAnonymizer, ip_prefix, now_ms
+from edge.config import Settings
+from edge.links import Destination, build_location, is_code_syntax
+from edge.metrics import EdgeMetrics
+from edge.resolver import LinkResolver, ResolvedLink
+
+log = logging.getLogger("invite.redirect")
+
+MAX_LOGGED_CODE = 64
+MAX_USER_AGENT = 512
+MAX_REFERER = 1024
+MAX_ACCEPT_LANGUAGE = 128
+MAX_COUNTRY = 8
+
+NOT_FOUND_PAGE = (
+    b"<!doctype html><html lang=en><meta charset=utf-8><title>Link not found</title>"
+    b"<meta name=robots content=noindex>"
+    b"<body style='font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto'>"
+    b"<h1>This link does not exist</h1><p>Check the address you were given, or ask the person "
+    b"who shared it for a new link.</p></body></html>"
+)
+_PURPOSE_HEADERS = {b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"}
+_NO_STORE = (b"cache-control", b"private, no-store")
+
+
+class RedirectHandler:
+    def __init__(
+        self,
+        settings: Settings,
+        resolver: LinkResolver,
+        writer: ClickWriter,
+        attribution: AttributionCodec,
+        metrics: EdgeMetrics,
+    ) -> None:
+        self._settings = settings
+        self._resolver = resolver
+        self._writer = writer
+        self._attribution = attribution
+        self._metrics = metrics
+        self._ips = IpAnonymizer(settings.signing_secret)
+        self._first_model = settings.attribution_model == "first"
+        self._country_header = (settings.country_header or "").encode() or None
+        self._ip_header = (settings.client_ip_header or "").encode() or None
+        self._default = Destination.parse(settings.registration_url)
+        self._fallback = settings.fallback_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._handle(scope, send)
+        except Exception:
+            log.exception("redirect failed; answered by the safety net")
+            self._metrics.errors.inc()
+            await _send(send, 302, [(b"location", self._settings.registration_url.encode()),
+                                    _NO_STORE])
+
+    async def _handle(self, scope: Scope, send: Send) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _send(send, 405, [(b"allow", b"GET, HEAD"), _NO_STORE])
+            return
+        user_agent = referer = accept_language = country = cookie = forwarded = ""
+        purpose = ""
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            elif name == b"cookie":
+                cookie = value.decode("latin-1")
+            elif name == b"referer":
+                referer = value.decode("latin-1")
+            elif name == b"accept-language":
+                accept_language = value.decode("latin-1")
+            elif name in _PURPOSE_HEADERS:
+                purpose += value.decode("latin-1") + ","
+            elif name == self._country_header:
+                country = value.decode("latin-1")
+            elif name == self._ip_header:
+                forwarded = value.decode("latin-1")
+        kind = classify(method, user_agent, purpose)
+
+        code = scope["path"][3:]
+        link: ResolvedLink | None = None
+        outcome = "orphan"
+        if is_code_syntax(code):
+            found, link = self._resolver.cached(code)
+            if not found:
+                try:
+                    link = await self._resolver.resolve(code)
+                except (RedisError, OSError, TimeoutError):
+                    outcome = "unresolved"  # the registry is unreachable: redirect, unattributed
+            if link is not None:
+                outcome = "credited" if link.credited else "suspended"
+
+        ts = now_ms()
+        click_id = str(uuid6.uuid7())
+        previous = None
+        if cookie and kind is Kind.PERSON:
+            token = cookie_value(cookie)
+            previous = self._attribution.decode(token, ts) if token else None
+
+        headers: list[tuple[bytes, bytes]] = [_NO_STORE]
+        if outcome == "orphan":
+            if self._fallback:
+                status = 302
+                headers.append((b"location", self._fallback.encode()))
+            else:
+                status = 404
+                headers.append((b"content-type", b"text/html; charset=utf-8"))
+        else:
+            status = 302
+            params = {"clickId": click_id}
+            if link is not None and outcome == "credited":
+                params = {"partnerId": link.partner_id, "clickId": click_id}
+                if link.campaign:
+                    params["campaign"] = link.campaign
+                if kind is Kind.PERSON and not (self._first_model and previous is not None):
+                    visitor = previous.visitor_id if previous else click_id
+                    token = self._attribution.encode(Attribution(
+                        partner_id=link.partner_id, campaign=link.campaign, click_id=click_id,
+                        visitor_id=visitor, clicked_at_ms=ts,
+                        expires_at_ms=ts + self._attribution.max_age_ms,
+                    ))
+                    headers.append((b"set-cookie", self._attribution.set_cookie_header(token)))
+            destination = link.destination if link is not None else self._default
+            query = scope.get("query_string", b"").decode("latin-1")
+            location = build_location(destination, query, params)
+            headers.append((b"location", location.encode("utf-8")))
+
+        client = scope.get("client")
+        ip = forwarded.split(",", 1)[0].strip() if forwarded else (client[0] if client else "")
+        event: dict[str, Any] = {
+            "click_id": click_id,
+            "ts": ts,
+            "code": code[:MAX_LOGGED_CODE],
+            "kind": kind.value,
+            "outcome": outcome,
+            "partner_id": link.partner_id if link else "",
+            "ancestors": link.ancestors if link else (),
+            "campaign": (link.campaign or "") if link else "",
+            "sub_id": (link.sub_id or "") if link else "",
+            "destination": link.destination_url if link else "",
+            "ip_hash": self._ips.hash(ip, ts),
+            "ip_prefix": ip_prefix(ip) if ip else "",
+            "user_agent": user_agent[:MAX_USER_AGENT],
+            "referer": referer[:MAX_REFERER],
+            "accept_language": accept_language[:MAX_ACCEPT_LANGUAGE],
+            "country": country[:MAX_COUNTRY].upper(),
+            "first_click": previous is None,
+            "visitor_id": previous.visitor_id if previous else click_id,
+            "method": method,
+        }
+        try:
+            await self._writer.record(orjson.dumps(event))
+        except OSError:
+            pass  # counted as lost by the writer; the person still gets their page
+        self._metrics.redirect(kind, outcome)
+        body = NOT_FOUND_PAGE if status == 404 and method == "GET" else b""
+        await _send(send, status, headers, body)
+
+
+async def _send(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

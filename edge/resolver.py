@@ -1,0 +1,122 @@
+"""The hot path's view of links: an in-process cache, invalidated by the registry's changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from edge.links import Destination
+from edge.partners import CHANGES_CHANNEL, Partner, PartnerRegistry, link_key, partner_key
+
+log = logging.getLogger("invite.resolver")
+
+MAX_CACHED_CODES = 200_000
+RESUBSCRIBE_DELAY_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedLink:
+    code: str
+    partner_id: str
+    ancestors: tuple[str, ...]
+    campaign: str | None
+    sub_id: str | None
+    destination_url: str
+    destination: Destination
+    credited: bool  # False while the partner is suspended: redirect, but attribute to nobody
+
+
+class LinkResolver:
+    """Resolves codes and aliases; cache hits cost a dict lookup, misses one Redis round trip."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        feed: Redis,
+        registry: PartnerRegistry,
+        default_destination: str,
+    ) -> None:
+        self._redis = redis
+        self._feed = feed  # a client without a read timeout: the change feed is idle for hours
+        self._registry = registry
+        self._default_url = default_destination
+        self._default = Destination.parse(default_destination)
+        self._cache: dict[str, ResolvedLink | None] = {}
+        self._generation = 0
+        self.subscribed = asyncio.Event()
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._cache.clear()
+
+    def cached(self, code: str) -> tuple[bool, ResolvedLink | None]:
+        """(found, link) from the cache alone; link None with found True is a known-unknown code."""
+        if code in self._cache:
+            return True, self._cache[code]
+        return False, None
+
+    async def resolve(self, code: str) -> ResolvedLink | None:
+        """The link a code names, None for an unknown code; RedisError when Redis cannot answer."""
+        found, link = self.cached(code)
+        if found:
+            return link
+        generation = self._generation
+        link = await self._load(code)
+        if generation == self._generation:
+            if len(self._cache) >= MAX_CACHED_CODES:
+                self._cache.clear()
+            self._cache[code] = link
+        return link
+
+    async def _load(self, code: str) -> ResolvedLink | None:
+        numbers = await self._registry.link_numbers(code)
+        if numbers is None:
+            return None
+        link_fields = await self._redis.hgetall(link_key(*numbers))
+        if not link_fields:
+            return None
+        partner_id = link_fields["partner_id"]
+        partner_fields = await self._redis.hgetall(partner_key(partner_id))
+        if not partner_fields:
+            return None
+        partner = Partner.from_hash(partner_id, partner_fields)
+        destination_url = (
+            link_fields.get("destination") or partner.destination or self._default_url
+        )
+        destination = (
+            self._default if destination_url == self._default_url
+            else Destination.parse(destination_url)
+        )
+        return ResolvedLink(
+            code=code,
+            partner_id=partner_id,
+            ancestors=partner.ancestors,
+            campaign=link_fields.get("campaign") or None,
+            sub_id=link_fields.get("sub_id") or None,
+            destination_url=destination_url,
+            destination=destination,
+            credited=partner.active,
+        )
+
+    async def watch_changes(self) -> None:
+        """Drop the cache on every registry change; on (re)subscribe too, as messages may be lost."""
+        while True:
+            try:
+                async with self._feed.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANGES_CHANNEL)
+                    self.clear()
+                    self.subscribed.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.clear()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self.subscribed.is_set():
+                    log.warning("change feed lost (%s); retrying", type(exc).__name__)
+                self.subscribed.clear()
+            await asyncio.sleep(RESUBSCRIBE_DELAY_S)
