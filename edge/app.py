@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None) -> EdgeApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await writer.start()
         watcher = asyncio.get_running_loop().create_task(resolver.watch_changes())
-        log.info("edge ready; clicks go to stream on %s", _redacted(settings.redis_url))
+        log.info("edge ready; clicks go to stream on %s", _redacted(settings.redis_url or ""))
         try:
             yield
         finally:

@@ -49,7 +49,9 @@ def build_parser() -> Parser:
     parser = Parser(prog="invite", description="invite-edge: referral links for cTrader Invite.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    run = commands.add_parser("run", help="all-in-one: Redis (private unless INVITE_REDIS_URL), edge")
+    run = commands.add_parser(
+        "run", help="all-in-one: Redis (private unless INVITE_REDIS_URL) and the edge"
+    )
     _server_args(run, workers=False)
     edge = commands.add_parser("edge", help="the redirector and admin API")
     _server_args(edge, workers=True)

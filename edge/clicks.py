@@ -9,6 +9,7 @@ Redis again; then the spool is replayed, skipping events the stream already hold
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -16,6 +17,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -38,7 +40,7 @@ REPLAY_CHUNK = 1000
 
 
 class IpAnonymizer:
-    """Full IPs never leave the process: a keyed hash with a salt that changes daily, and a prefix."""
+    """Full IPs never leave the process: a keyed hash, its salt changing daily, and a prefix."""
 
     def __init__(self, secret: str) -> None:
         self._key = hmac.new(secret.encode(), b"invite-edge/ip-salt", hashlib.sha256).digest()
@@ -95,6 +97,8 @@ class ClickWriter:
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._in_flight: list[tuple[bytes, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._redis_up = True
         self._tasks: list[asyncio.Task[None]] = []
         self._attention = asyncio.Event()
@@ -117,6 +121,7 @@ class ClickWriter:
         """Return once the event is acknowledged by Redis or fsync'd to the spool."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
+        self._idle.clear()
         self._wake.set()
         await future
 
@@ -130,6 +135,7 @@ class ClickWriter:
                 self._in_flight = batch
                 await self._commit(batch)
                 self._in_flight = []
+            self._idle.set()
 
     async def _commit(self, batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
         events = [event for event, _ in batch]
@@ -246,12 +252,15 @@ class ClickWriter:
         seen: set[str] = set()
         start = f"{low_ms}-0"
         while True:
-            entries = await self._redis.xrange(self._stream, start, f"{high_ms}-18446744073709551615",
-                                               count=5000)
-            for entry_id, fields in entries:
-                raw = fields.get(b"e") or fields.get("e")
+            entries: list[tuple[Any, Any]] = (
+                await self._redis.xrange(
+                    self._stream, start, f"{high_ms}-18446744073709551615", count=5000
+                )
+                or []
+            )
+            for _, fields in entries:
                 try:
-                    seen.add(str(orjson.loads(raw)["click_id"]))
+                    seen.add(str(orjson.loads(fields[b"e"])["click_id"]))
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     continue
             if len(entries) < 5000:
@@ -262,10 +271,8 @@ class ClickWriter:
 
     async def close(self, deadline_s: float) -> None:
         """Flush what is pending within the deadline; whatever is left goes to the spool."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + deadline_s
-        while (self._pending or self._in_flight) and loop.time() < end:
-            await asyncio.sleep(0.005)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), deadline_s)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

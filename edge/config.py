@@ -144,7 +144,9 @@ class Settings:
         if fallback is not None:
             fb = urlsplit(fallback)
             if fb.scheme not in ("http", "https") or not fb.hostname:
-                raise ConfigError(f"INVITE_FALLBACK_URL={fallback!r} must be an absolute http(s) URL")
+                raise ConfigError(
+                    f"INVITE_FALLBACK_URL={fallback!r} must be an absolute http(s) URL"
+                )
 
         model = (env.get("INVITE_ATTRIBUTION_MODEL") or "last").strip().lower()
         if model not in ("first", "last"):

@@ -144,6 +144,12 @@ class Link:
         )
 
 
+async def read_hash(redis: Redis, key: str) -> dict[str, str]:
+    """HGETALL as text (the registry's clients decode responses)."""
+    fields: dict[Any, Any] = await redis.hgetall(key)
+    return {str(name): str(value) for name, value in fields.items()}
+
+
 def check_partner_id(partner_id: str) -> str:
     if not PARTNER_ID_PATTERN.fullmatch(partner_id):
         raise InvalidInput(
@@ -203,13 +209,13 @@ class PartnerRegistry:
         return self._destinations
 
     async def get(self, partner_id: str) -> Partner:
-        fields = await self._redis.hgetall(partner_key(partner_id))
+        fields = await read_hash(self._redis, partner_key(partner_id))
         if not fields:
             raise NotFound(f"partner {partner_id!r} does not exist: create it with PUT")
         return Partner.from_hash(partner_id, fields)
 
     async def find(self, partner_id: str) -> Partner | None:
-        fields = await self._redis.hgetall(partner_key(partner_id))
+        fields = await read_hash(self._redis, partner_key(partner_id))
         return Partner.from_hash(partner_id, fields) if fields else None
 
     async def upsert(self, partner_id: str, body: dict[str, Any]) -> tuple[Partner, bool]:
@@ -257,7 +263,7 @@ class PartnerRegistry:
                 fields["num"] = str(await self._redis.incr(_PARTNER_SEQ))
                 fields["created_at"] = str(now)
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(partner_key(partner_id), mapping=fields)
+                pipe.hset(partner_key(partner_id), mapping=dict[Any, Any](fields))
                 if existing is None:
                     pipe.hset(_PARTNER_BY_NUM, fields["num"], partner_id)
                 old_parent = existing.parent_id if existing else None
@@ -295,7 +301,7 @@ class PartnerRegistry:
         frontier = [(partner_id, ancestors)]
         while frontier:
             parent_id, chain = frontier.pop()
-            for child in sorted(await self._redis.smembers(children_key(parent_id))):
+            for child in sorted(map(str, await self._redis.smembers(children_key(parent_id)))):
                 if len(chain) >= MAX_TREE_DEPTH:
                     raise InvalidInput(f"the tree would be deeper than {MAX_TREE_DEPTH} levels")
                 await self._redis.hset(
@@ -335,14 +341,14 @@ class PartnerRegistry:
             alias_key(alias), f"{partner.num}:{link_num}", nx=True
         ):
             raise Conflict(f"alias {alias!r} is taken: choose another")
-        await self._redis.hset(link_key(partner.num, link_num), mapping=fields)
+        await self._redis.hset(link_key(partner.num, link_num), mapping=dict[Any, Any](fields))
         link = Link.from_hash(await self.codec(), fields)
         await self._redis.publish(CHANGES_CHANNEL, f"l:{link.alias or link.code}")
         return link
 
     async def get_link(self, code: str) -> Link:
         numbers = await self.link_numbers(code)
-        fields = await self._redis.hgetall(link_key(*numbers)) if numbers else {}
+        fields = await read_hash(self._redis, link_key(*numbers)) if numbers else {}
         if not fields:
             raise NotFound(f"link {code[:64]!r} does not exist")
         return Link.from_hash(await self.codec(), fields)
@@ -355,7 +361,7 @@ class PartnerRegistry:
         target = await self._redis.get(alias_key(code))
         if not target:
             return None
-        partner_num, _, link_num = target.partition(":")
+        partner_num, _, link_num = str(target).partition(":")
         return int(partner_num), int(link_num)
 
     async def partner_id_by_num(self, num: int) -> str | None:

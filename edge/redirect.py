@@ -6,6 +6,7 @@ unexpected is answered by a safety net that redirects to the registration page.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -93,6 +94,7 @@ class RedirectHandler:
                 country = value.decode("latin-1")
             elif name == self._ip_header:
                 forwarded = value.decode("latin-1")
+        user_agent = user_agent[:MAX_USER_AGENT]  # bounds the classifier cost and its cache
         kind = classify(method, user_agent, purpose)
 
         code = scope["path"][3:]
@@ -158,7 +160,7 @@ class RedirectHandler:
             "destination": link.destination_url if link else "",
             "ip_hash": self._ips.hash(ip, ts),
             "ip_prefix": ip_prefix(ip) if ip else "",
-            "user_agent": user_agent[:MAX_USER_AGENT],
+            "user_agent": user_agent,
             "referer": referer[:MAX_REFERER],
             "accept_language": accept_language[:MAX_ACCEPT_LANGUAGE],
             "country": country[:MAX_COUNTRY].upper(),
@@ -166,10 +168,9 @@ class RedirectHandler:
             "visitor_id": previous.visitor_id if previous else click_id,
             "method": method,
         }
-        try:
+        # Counted as lost by the writer if even the spool failed; the person still gets their page.
+        with contextlib.suppress(OSError):
             await self._writer.record(orjson.dumps(event))
-        except OSError:
-            pass  # counted as lost by the writer; the person still gets their page
         self._metrics.redirect(kind, outcome)
         body = NOT_FOUND_PAGE if status == 404 and method == "GET" else b""
         await _send(send, status, headers, body)

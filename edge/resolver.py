@@ -10,7 +10,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from edge.links import Destination
-from edge.partners import CHANGES_CHANNEL, Partner, PartnerRegistry, link_key, partner_key
+from edge.partners import (
+    CHANGES_CHANNEL,
+    Partner,
+    PartnerRegistry,
+    link_key,
+    partner_key,
+    read_hash,
+)
 
 log = logging.getLogger("invite.resolver")
 
@@ -76,11 +83,11 @@ class LinkResolver:
         numbers = await self._registry.link_numbers(code)
         if numbers is None:
             return None
-        link_fields = await self._redis.hgetall(link_key(*numbers))
+        link_fields = await read_hash(self._redis, link_key(*numbers))
         if not link_fields:
             return None
         partner_id = link_fields["partner_id"]
-        partner_fields = await self._redis.hgetall(partner_key(partner_id))
+        partner_fields = await read_hash(self._redis, partner_key(partner_id))
         if not partner_fields:
             return None
         partner = Partner.from_hash(partner_id, partner_fields)
@@ -103,7 +110,7 @@ class LinkResolver:
         )
 
     async def watch_changes(self) -> None:
-        """Drop the cache on every registry change; on (re)subscribe too, as messages may be lost."""
+        """Drop the cache on every registry change, and on (re)subscribing: messages may be lost."""
         while True:
             try:
                 async with self._feed.pubsub() as pubsub:
