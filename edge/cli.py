@@ -20,6 +20,7 @@ from edge.redis_client import open_redis
 from edge.server import SERVERS, serve
 
 APP_FACTORY = "edge.app:create_app"
+EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its address
 NOT_BUILT = {
     "batcher": "the click batcher (stream → ClickHouse)",
     "analytics": "the analytics API and dashboard",
@@ -154,12 +155,22 @@ def run_all(args: argparse.Namespace) -> int:
         "Then open the printed url in a browser.\n",
         flush=True,
     )
+    edge_url_file = settings.data_dir / EDGE_URL_FILE
+    edge_url_file.write_text(base + "\n")
     try:
         serve(APP_FACTORY, args.host, args.port, 1, args.server)
     finally:
+        edge_url_file.unlink(missing_ok=True)
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _running_edge_url(settings: Settings) -> str:
+    try:
+        return (settings.data_dir / EDGE_URL_FILE).read_text().strip()
+    except FileNotFoundError:
+        return "http://127.0.0.1:8000"
 
 
 async def registry_command(args: argparse.Namespace) -> int:
@@ -189,7 +200,7 @@ async def registry_command(args: argparse.Namespace) -> int:
                 "destination": args.destination,
             }.items() if value is not None}
             link = await registry.create_link(args.partner_id, body)
-            base = args.base_url or settings.public_url or "http://127.0.0.1:8000"
+            base = args.base_url or settings.public_url or _running_edge_url(settings)
             result = link.to_json(base.rstrip("/"))
     finally:
         await redis.aclose()

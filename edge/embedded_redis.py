@@ -69,6 +69,7 @@ class EmbeddedRedis:
                 "or set INVITE_DATA_DIR to another directory"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)  # the AOF holds every click: keep it private
         password_file = self.directory / "password"
         if not password_file.exists():
             password_file.write_text(secrets.token_urlsafe(24))

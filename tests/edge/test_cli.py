@@ -1,0 +1,177 @@
+"""The `invite` command as an operator runs it: real processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from edge.embedded_redis import free_port
+from tests.conftest import SECRET, RedisServer, stream_events, wait_for
+from tests.edge.test_clicks import CHROME, Traffic, _assert_each_answered_click_once
+
+INVITE = [sys.executable, "-m", "edge"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INVITE_")}
+    env.update({
+        "INVITE_DATA_DIR": str(tmp_path / "var"),
+        "INVITE_SECRET": SECRET,
+        "INVITE_COOKIE_SECURE": "0",
+        "NO_PROXY": "127.0.0.1,localhost",
+    })
+    env.update(extra)
+    return env
+
+
+def _invite(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*INVITE, *args], env=_env(tmp_path, **env), capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", ["batcher", "analytics", "migrate", "ctrader"])
+def test_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path, command: str) -> None:
+    result = _invite(tmp_path, command)
+    assert result.returncode == 2
+    assert "not built yet" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["bogus"], ["edge", "--port", "eighty"], ["partner", "add"], ["link"]],
+    ids=["unknown-command", "bad-port", "missing-partner-id", "missing-action"],
+)
+def test_bad_arguments_exit_2_with_one_clear_line(tmp_path: Path, args: list[str]) -> None:
+    result = _invite(tmp_path, *args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("invite: ")
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    for args in (["--help"], ["run", "--help"], ["edge", "--help"], ["partner", "add", "--help"],
+                 ["link", "create", "--help"]):
+        assert _invite(tmp_path, *args).returncode == 0
+
+
+def test_registry_commands_without_redis_explain_what_to_do(tmp_path: Path) -> None:
+    result = _invite(tmp_path, "partner", "add", "p-1")
+    assert result.returncode == 2
+    assert "invite run" in result.stderr
+
+
+def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
+    result = _invite(tmp_path, "partner", "add", "p-1", INVITE_ATTRIBUTION_MODEL="middle")
+    assert result.returncode == 2
+    assert "INVITE_ATTRIBUTION_MODEL" in result.stderr
+
+
+@pytest.mark.servers
+def test_partner_and_link_commands_write_the_registry(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    env = {"INVITE_REDIS_URL": redis_server.url}
+    assert _invite(tmp_path, "partner", "add", "ib-1", "--type", "ib", **env).returncode == 0
+    sub = _invite(tmp_path, "partner", "add", "sub-1", "--parent", "ib-1", **env)
+    assert orjson.loads(sub.stdout)["ancestors"] == ["ib-1"]
+    link = _invite(tmp_path, "link", "create", "sub-1", "--campaign", "tg", "--base-url",
+                   "https://go.broker.test", **env)
+    assert link.returncode == 0, link.stderr
+    created = orjson.loads(link.stdout)
+    assert created["url"] == f"https://go.broker.test/r/{created['code']}"
+    refused = _invite(tmp_path, "link", "create", "sub-1", "--destination", "https://evil.test/",
+                      **env)
+    assert refused.returncode == 1
+    assert "evil.test" in refused.stderr
+
+
+@pytest.fixture
+def edge_process(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*INVITE, "edge", "--port", str(port)],
+        env=_env(tmp_path, INVITE_REDIS_URL=redis_server.url, INVITE_ADMIN_TOKEN="a" * 24),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _up(url), timeout=30, what="invite edge to listen")
+    yield process, url
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.servers
+def test_sigterm_drains_and_every_answered_click_is_in_the_stream(
+    edge_process: tuple[subprocess.Popen[bytes], str], redis_client: redis.Redis
+) -> None:
+    process, url = edge_process
+    admin = {"Authorization": "Bearer " + "a" * 24}
+    httpx.put(f"{url}/api/partners/p-term", json={}, headers=admin).raise_for_status()
+    code = httpx.post(f"{url}/api/partners/p-term/links", json={}, headers=admin).json()["code"]
+
+    class _Edge:  # what Traffic needs of an edge
+        def client(self) -> httpx.Client:
+            return httpx.Client(base_url=url, timeout=10)
+
+    with Traffic(_Edge(), code, threads=4) as traffic:  # type: ignore[arg-type]
+        wait_for(lambda: traffic.count() >= 200, timeout=60, what="clicks before SIGTERM")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert traffic.count() >= 200
+    _assert_each_answered_click_once(redis_client, traffic.answered)
+
+
+@pytest.mark.servers
+def test_invite_run_starts_a_private_redis_and_stops_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(tmp_path, PATH=os.environ.get("PATH", ""))
+    process = subprocess.Popen(
+        [*INVITE, "run", "--port", str(port)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(url), timeout=30, what="invite run to listen")
+        data_dir = tmp_path / "var"
+        redis_url = (data_dir / "redis" / "url").read_text().strip()
+        admin_token = (data_dir / "admin_token").read_text().strip()
+        assert _invite(tmp_path, "partner", "add", "p-run").returncode == 0
+        link = orjson.loads(_invite(tmp_path, "link", "create", "p-run").stdout)
+        assert link["url"].startswith(url)
+        response = httpx.get(link["url"], headers={"User-Agent": CHROME})
+        assert response.status_code == 302
+        assert response.headers["location"].startswith(f"{url}/demo/register?partnerId=p-run")
+        assert "invite_ref=" in response.headers["set-cookie"]
+        with redis.Redis.from_url(redis_url) as client:
+            wait_for(lambda: len(stream_events(client)) == 1, what="the click in the stream")
+            assert client.config_get("appendonly")["appendonly"] == "yes"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    assert redis_url in output
+    assert admin_token in output
+    assert "invite link create" in output or "/links" in output
+    assert not (tmp_path / "var" / "redis" / "url").exists()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
