@@ -92,21 +92,39 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
 class EdgeApp:
     """Routes `/r/…` straight to the redirect handler and the rest to Starlette."""
 
-    def __init__(self, redirect: RedirectHandler, attribution_app: ASGIApp, rest: Starlette):
+    def __init__(
+        self,
+        redirect: RedirectHandler,
+        attribution_app: ASGIApp,
+        rest: Starlette,
+        edge_metrics: EdgeMetrics,
+    ) -> None:
         self._redirect = redirect
         self._attribution = attribution_app
         self.rest = rest
         self.state = rest.state
+        # Bound once: a labelled lookup per request would cost more than the increment.
+        count = edge_metrics.requests.labels
+        self._count_redirect = count("redirect").inc
+        self._count_attribution = count("attribution").inc
+        self._count_api = count("api").inc
+        self._count_other = count("other").inc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/r/"):
+                self._count_redirect()
                 await self._redirect(scope, receive, send)
                 return
             if path == "/attribution":
+                self._count_attribution()
                 await self._attribution(scope, receive, send)
                 return
+            if path.startswith("/api/"):
+                self._count_api()
+            else:
+                self._count_other()
         await self.rest(scope, receive, send)
 
 
@@ -172,7 +190,9 @@ def create_app(settings: Settings | None = None) -> EdgeApp:
     rest.state.attribution_codec = attribution_codec
     rest.state.partner_token_signer = TokenSigner("partner-api", settings.secrets)
     redirect = RedirectHandler(settings, resolver, writer, attribution_codec, edge_metrics)
-    return EdgeApp(redirect, attribution_context_app(settings, attribution_codec), rest)
+    return EdgeApp(
+        redirect, attribution_context_app(settings, attribution_codec), rest, edge_metrics
+    )
 
 
 def _redacted(url: str) -> str:

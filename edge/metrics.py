@@ -25,6 +25,7 @@ class EdgeMetrics:
             ["kind", "outcome"], registry=r,
         )
         self._redirects = redirects
+        self._redirect_children: dict[tuple[Kind, str], Counter] = {}
         self.append_seconds = Histogram(
             "invite_click_append_seconds", "Time to acknowledge one batch of clicks",
             ["sink"], buckets=_LATENCY_BUCKETS, registry=r,
@@ -58,7 +59,11 @@ class EdgeMetrics:
         self.redis_up.set(1)
 
     def redirect(self, kind: Kind, outcome: str) -> None:
-        self._redirects.labels(kind.value, outcome).inc()
+        child = self._redirect_children.get((kind, outcome))
+        if child is None:
+            child = self._redirects.labels(kind.value, outcome)
+            self._redirect_children[(kind, outcome)] = child
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

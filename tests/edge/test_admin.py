@@ -161,11 +161,14 @@ def test_partner_token_is_issued_by_admin_only(edge: EdgeServer) -> None:
 
 def test_ops_routes_answer(edge: EdgeServer) -> None:
     with edge.client() as client:
+        client.get("/r/unknown-code")
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json()["redis"] == "ok"
         metrics = client.get("/metrics")
     assert metrics.status_code == 200
     assert "invite_spool_depth" in metrics.text
+    assert 'invite_requests_total{route="redirect"} 1.0' in metrics.text
+    assert 'invite_redirects_total{kind="crawler",outcome="orphan"} 1.0' in metrics.text
 
 
 def test_unknown_route_is_json_404(edge: EdgeServer) -> None:
