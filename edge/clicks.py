@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from edge.config import (
     CLICK_BATCH_MAX,
@@ -150,7 +149,7 @@ class ClickWriter:
                 )
                 _resolve(batch, None)
                 return
-            except (RedisError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # whatever failed, the spool takes the batch
                 log.warning(
                     "redis did not take %d clicks (%s); writing to the spool until it is back",
                     len(events), type(exc).__name__,
@@ -191,7 +190,7 @@ class ClickWriter:
                 if not self._redis_up:
                     try:
                         await self._redis.ping()
-                    except (RedisError, OSError, TimeoutError):
+                    except Exception:  # any failure means: not back yet
                         await asyncio.sleep(REDIS_PROBE_INTERVAL_S)
                         continue
                     log.info("redis is back; replaying the click spool")
@@ -199,7 +198,7 @@ class ClickWriter:
                 try:
                     await self.replay()
                     break
-                except (RedisError, OSError, TimeoutError) as exc:
+                except Exception as exc:  # the spool stays; retried on recovery
                     log.warning("spool replay stopped (%s); will retry", type(exc).__name__)
                     self._set_redis_up(False)
 

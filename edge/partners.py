@@ -25,30 +25,33 @@ PARTNER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 TAG_PATTERN = re.compile(r"[A-Za-z0-9._:@ /+-]{1,128}")
 
 CHANGES_CHANNEL = "invite:changes"
-_LOCK_KEY = "invite:lock:partners"
-_PARTNER_SEQ = "invite:pseq"
-_PARTNER_BY_NUM = "invite:pnum"
-_CODE_SALT = "invite:code-salt"
+# Every registry key shares one hash tag, so that on Redis Cluster the multi-key transactions of
+# a partner edit stay on one slot. The registry is small; the click stream has its own slot.
+_PREFIX = "invite:{registry}:"
+_LOCK_KEY = _PREFIX + "lock"
+_PARTNER_SEQ = _PREFIX + "pseq"
+_PARTNER_BY_NUM = _PREFIX + "pnum"
+_CODE_SALT = _PREFIX + "code-salt"
 
 
 def partner_key(partner_id: str) -> str:
-    return f"invite:p:{partner_id}"
+    return f"{_PREFIX}p:{partner_id}"
 
 
 def children_key(partner_id: str) -> str:
-    return f"invite:children:{partner_id}"
+    return f"{_PREFIX}children:{partner_id}"
 
 
 def link_key(partner_num: int, link_num: int) -> str:
-    return f"invite:l:{partner_num}:{link_num}"
+    return f"{_PREFIX}l:{partner_num}:{link_num}"
 
 
 def link_seq_key(partner_num: int) -> str:
-    return f"invite:lseq:{partner_num}"
+    return f"{_PREFIX}lseq:{partner_num}"
 
 
 def alias_key(alias: str) -> str:
-    return f"invite:alias:{alias}"
+    return f"{_PREFIX}alias:{alias}"
 
 
 @dataclass(frozen=True, slots=True)

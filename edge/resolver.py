@@ -113,6 +113,7 @@ class LinkResolver:
         """Drop the cache on every registry change, and on (re)subscribing: messages may be lost."""
         while True:
             try:
+                await self._feed.ping()  # connects (and maps a cluster) before subscribing
                 async with self._feed.pubsub() as pubsub:
                     await pubsub.subscribe(CHANGES_CHANNEL)
                     self.clear()
@@ -125,5 +126,9 @@ class LinkResolver:
             except (RedisError, OSError) as exc:
                 if self.subscribed.is_set():
                     log.warning("change feed lost (%s); retrying", type(exc).__name__)
+                self.subscribed.clear()
+            except Exception:
+                # Never die silently: a dead watcher would keep suspended partners credited.
+                log.exception("change feed failed; retrying")
                 self.subscribed.clear()
             await asyncio.sleep(RESUBSCRIBE_DELAY_S)
