@@ -109,6 +109,8 @@ class ClickWriter:
         return self._redis_up
 
     async def start(self) -> None:
+        # What earlier processes left behind counts until it is replayed.
+        self._add_spool_depth(await asyncio.to_thread(self._spool.count_events))
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._flush_loop(), name="click-flush"),
@@ -159,9 +161,8 @@ class ClickWriter:
         try:
             async with self._spool_lock:
                 await asyncio.to_thread(self._spool.append, events)
-            self.spool_depth += len(events)
+            self._add_spool_depth(len(events))
             self._metrics.spooled.inc(len(events))
-            self._metrics.spool_depth.set(self.spool_depth)
             self._metrics.append_seconds.labels("spool").observe(time.perf_counter() - started)
         except OSError as exc:
             log.error("the click spool failed too (%s): %d clicks lost", exc, len(events))
@@ -217,11 +218,14 @@ class ClickWriter:
                 for rest in segments[index:]:
                     rest.release()
                 raise
-        if replayed or segments:
-            self.spool_depth = max(0, self.spool_depth - replayed)
-            self._metrics.spool_depth.set(self.spool_depth)
+            self._add_spool_depth(-len(events))
+        if segments:
             log.info("replayed %d spooled clicks from %d segment(s)", replayed, len(segments))
         return replayed
+
+    def _add_spool_depth(self, change: int) -> None:
+        self.spool_depth = max(0, self.spool_depth + change)
+        self._metrics.spool_depth.set(self.spool_depth)
 
     async def _replay_events(self, events: list[bytes]) -> int:
         parsed: list[tuple[str, int, bytes]] = []

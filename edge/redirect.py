@@ -6,6 +6,7 @@ unexpected is answered by a safety net that redirects to the registration page.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -25,6 +26,8 @@ from edge.resolver import LinkResolver, ResolvedLink
 
 log = logging.getLogger("invite.redirect")
 
+# A cold-cache lookup gives up after this: redirect unattributed rather than keep a person waiting.
+REGISTRY_LOOKUP_TIMEOUT_S = 0.3
 MAX_LOGGED_CODE = 64
 MAX_USER_AGENT = 512
 MAX_REFERER = 1024
@@ -104,7 +107,9 @@ class RedirectHandler:
             found, link = self._resolver.cached(code)
             if not found:
                 try:
-                    link = await self._resolver.resolve(code)
+                    link = await asyncio.wait_for(
+                        self._resolver.resolve(code), REGISTRY_LOOKUP_TIMEOUT_S
+                    )
                 except (RedisError, OSError, TimeoutError):
                     outcome = "unresolved"  # the registry is unreachable: redirect, unattributed
             if link is not None:

@@ -178,3 +178,41 @@ def test_ip_is_stored_hashed_with_a_daily_salt_and_a_prefix() -> None:
     assert ip_prefix("2001:db8:1234:5678::1") == "2001:db8:1234::/48"
     assert ip_prefix("::ffff:203.0.113.7") == "203.0.113.0/24"
     assert ip_prefix("junk") == ""
+
+
+@pytest.mark.servers
+def test_redis_and_disk_both_failing_still_redirects_and_counts_the_loss(
+    edge_factory: Callable[..., EdgeServer], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    edge = edge_factory()
+    put_partner(edge, "p-lost")
+    code = create_link(edge, "p-lost")["code"]
+    with edge.client() as client:
+        _click_id(client.get(f"/r/{code}"))  # cached now
+        edge.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        edge.settings.spool_dir.write_text("a file where the spool directory should be")
+        redis_server.kill()
+        response = client.get(f"/r/{code}", headers={"User-Agent": CHROME})
+    assert response.status_code == 302
+    assert "partnerId=p-lost" in response.headers["location"]
+    assert _metric(edge, "invite_clicks_lost_total") == 1.0
+    redis_server.start()
+
+
+@pytest.mark.servers
+def test_uncached_link_while_redis_is_down_redirects_unattributed(
+    edge: EdgeServer, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    put_partner(edge, "p-cold")
+    code = create_link(edge, "p-cold")["code"]
+    redis_server.kill()
+    with edge.client() as client:
+        response = client.get(f"/r/{code}", headers={"User-Agent": CHROME})
+    assert response.status_code == 302
+    assert response.headers["location"].startswith("https://register.broker.test/signup?clickId=")
+    assert "set-cookie" not in response.headers
+    redis_server.start()
+    wait_for(lambda: _metric(edge, "invite_spool_depth") == 0.0, timeout=30, what="replay")
+    (event,) = stream_events(redis_server.client())
+    assert event["outcome"] == "unresolved"
+    assert event["code"] == code
