@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,7 +63,11 @@ async def metrics(request: Request) -> Response:
 
 
 async def demo_register(request: Request) -> Response:
-    return HTMLResponse(DEMO_PAGE.read_text())
+    # Like a broker's page on another subdomain, the demo asks the edge's public address.
+    settings: Settings = request.app.state.settings
+    attribution_url = f"{settings.public_url or ''}/attribution"
+    page = DEMO_PAGE.read_text().replace("{{ATTRIBUTION_URL}}", html.escape(attribution_url))
+    return HTMLResponse(page)
 
 
 async def _invite_error(request: Request, exc: Exception) -> Response:

@@ -111,9 +111,9 @@ def make_settings(data_dir: Path, redis_url: str, **overrides: str) -> Settings:
 class EdgeServer:
     """The real app under uvicorn in a thread, on a free loopback port."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
         self.settings = settings
-        self.port = free_port()
+        self.port = port or free_port()
         self.app = create_app(settings)
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
