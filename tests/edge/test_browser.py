@@ -1,4 +1,4 @@
-"""A real browser across subdomains: link on go.broker.test, registration on register.broker.test."""
+"""A real browser: a link on go.broker.test, the registration page on register.broker.test."""
 
 from __future__ import annotations
 
