@@ -36,6 +36,12 @@ log = logging.getLogger("invite.clicks")
 # it this far around the spooled events' own timestamps (covers clock skew with the server).
 REPLAY_DEDUP_MARGIN_MS = 30_000
 REPLAY_CHUNK = 1000
+APPEND_SCRIPT = """
+for i = 1, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+end
+return #ARGV
+"""
 
 
 class IpAnonymizer:
@@ -43,20 +49,21 @@ class IpAnonymizer:
 
     def __init__(self, secret: str) -> None:
         self._key = hmac.new(secret.encode(), b"invite-edge/ip-salt", hashlib.sha256).digest()
-        self._day = ""
+        self._day = -1
         self._salt = b""
 
     def _salt_for(self, ts_ms: int) -> bytes:
-        day = datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d")
+        day = ts_ms // 86_400_000  # the UTC day number: no date formatting per click
         if day != self._day:
-            self._salt = hmac.new(self._key, day.encode(), hashlib.sha256).digest()
+            label = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+            self._salt = hmac.new(self._key, label.encode(), hashlib.sha256).digest()
             self._day = day
         return self._salt
 
     def hash(self, ip: str, ts_ms: int) -> str:
         if not ip:
             return ""
-        return hmac.new(self._salt_for(ts_ms), ip.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._salt_for(ts_ms), ip.encode(), hashlib.sha256).hex()[:32]
 
 
 @lru_cache(maxsize=65536)
@@ -102,6 +109,7 @@ class ClickWriter:
         self._tasks: list[asyncio.Task[None]] = []
         self._attention = asyncio.Event()
         self._spool_lock = asyncio.Lock()
+        self._append_script = redis.register_script(APPEND_SCRIPT)
         self.spool_depth = 0
 
     @property
@@ -142,6 +150,7 @@ class ClickWriter:
         events = [event for event, _ in batch]
         self._metrics.batch_size.observe(len(events))
         error: BaseException | None = None
+        sent = self._redis_up
         if self._redis_up:
             started = time.perf_counter()
             try:
@@ -160,7 +169,7 @@ class ClickWriter:
         started = time.perf_counter()
         try:
             async with self._spool_lock:
-                await asyncio.to_thread(self._spool.append, events)
+                await asyncio.to_thread(self._spool.append, events, sent)
             self._add_spool_depth(len(events))
             self._metrics.spooled.inc(len(events))
             self._metrics.append_seconds.labels("spool").observe(time.perf_counter() - started)
@@ -171,10 +180,9 @@ class ClickWriter:
         _resolve(batch, error)
 
     async def _xadd(self, events: list[bytes]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.xadd(self._stream, {"e": event})
-            await pipe.execute()
+        # One script call per batch: cheaper to encode than a pipeline of XADDs, and a batch is
+        # in the stream whole or not at all.
+        await self._append_script(keys=[self._stream], args=events)
 
     def _set_redis_up(self, up: bool) -> None:
         self._redis_up = up
@@ -211,14 +219,15 @@ class ClickWriter:
         replayed = 0
         for index, segment in enumerate(segments):
             try:
-                events = await asyncio.to_thread(segment.events)
-                replayed += await self._replay_events(events)
+                groups = await asyncio.to_thread(segment.groups)
+                for sent, events in groups:
+                    replayed += await self._replay_events(events, sent)
                 await asyncio.to_thread(segment.remove)
             except BaseException:
                 for rest in segments[index:]:
                     rest.release()
                 raise
-            self._add_spool_depth(-len(events))
+            self._add_spool_depth(-sum(len(events) for _, events in groups))
         if segments:
             log.info("replayed %d spooled clicks from %d segment(s)", replayed, len(segments))
         return replayed
@@ -227,16 +236,29 @@ class ClickWriter:
         self.spool_depth = max(0, self.spool_depth + change)
         self._metrics.spool_depth.set(self.spool_depth)
 
-    async def _replay_events(self, events: list[bytes]) -> int:
+    async def _replay_events(self, events: list[bytes], sent: bool) -> int:
+        """XADD spooled events, skipping those a failed-but-sent batch already put in the stream."""
+        if sent:
+            events = await self._not_in_stream(events)
+        for start in range(0, len(events), REPLAY_CHUNK):
+            chunk = events[start : start + REPLAY_CHUNK]
+            await self._xadd(chunk)
+            self._metrics.replayed.inc(len(chunk))
+            await asyncio.sleep(0)  # live redirects go first
+        return len(events)
+
+    async def _not_in_stream(self, events: list[bytes]) -> list[bytes]:
         parsed: list[tuple[str, int, bytes]] = []
-        for event in events:
-            try:
-                fields = orjson.loads(event)
-                parsed.append((str(fields["click_id"]), int(fields["ts"]), event))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                log.warning("skipping an unreadable spool line (%d bytes)", len(event))
+        for start in range(0, len(events), REPLAY_CHUNK):
+            for event in events[start : start + REPLAY_CHUNK]:
+                try:
+                    fields = orjson.loads(event)
+                    parsed.append((str(fields["click_id"]), int(fields["ts"]), event))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    log.warning("skipping an unreadable spool line (%d bytes)", len(event))
+            await asyncio.sleep(0)
         if not parsed:
-            return 0
+            return []
         low = min(ts for _, ts, _ in parsed) - REPLAY_DEDUP_MARGIN_MS
         high = max(ts for _, ts, _ in parsed) + REPLAY_DEDUP_MARGIN_MS
         seen = await self._click_ids_in_stream(max(low, 0), high)
@@ -246,10 +268,7 @@ class ClickWriter:
                 seen.add(click_id)
                 fresh.append(event)
         self._metrics.replay_duplicates.inc(len(parsed) - len(fresh))
-        for start in range(0, len(fresh), REPLAY_CHUNK):
-            await self._xadd(fresh[start : start + REPLAY_CHUNK])
-            self._metrics.replayed.inc(len(fresh[start : start + REPLAY_CHUNK]))
-        return len(fresh)
+        return fresh
 
     async def _click_ids_in_stream(self, low_ms: int, high_ms: int) -> set[str]:
         seen: set[str] = set()

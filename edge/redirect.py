@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import orjson
-import uuid6
+import uuid_utils
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
@@ -116,7 +116,7 @@ class RedirectHandler:
                 outcome = "credited" if link.credited else "suspended"
 
         ts = now_ms()
-        click_id = str(uuid6.uuid7())
+        click_id = str(uuid_utils.uuid7())
         previous = None
         if cookie and kind is Kind.PERSON:
             token = cookie_value(cookie)

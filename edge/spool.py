@@ -2,7 +2,9 @@
 
 A writer owns one segment at a time and holds an exclusive flock on it; a segment nobody holds
 (rotated, or left by a dead process) can be claimed by any process and replayed. Lines are the
-packed click events, one per line; a torn last line from a crash is skipped.
+packed click events, one per line, in groups: a header line says whether the group was sent
+to Redis before it failed (so a replay must look for it there) or never left the process. A torn
+last line from a crash is skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import IO
 
 SEGMENT_SUFFIX = ".spool"
+SENT_HEADER = b"#sent"
+UNSENT_HEADER = b"#unsent"
 
 
 @dataclass
@@ -23,9 +27,21 @@ class Segment:
     path: Path
     handle: IO[bytes]  # holds the claim's flock until released
 
-    def events(self) -> list[bytes]:
+    def groups(self) -> list[tuple[bool, list[bytes]]]:
+        """(maybe already in Redis, events) per group; headerless lines count as maybe sent."""
         self.handle.seek(0)
-        return [line for line in self.handle.read().split(b"\n") if line.startswith(b"{")]
+        groups: list[tuple[bool, list[bytes]]] = []
+        sent, events = True, []
+        for line in self.handle.read().split(b"\n"):
+            if line.startswith(b"{"):
+                events.append(line)
+            elif line in (SENT_HEADER, UNSENT_HEADER):
+                if events:
+                    groups.append((sent, events))
+                sent, events = line == SENT_HEADER, []
+        if events:
+            groups.append((sent, events))
+        return groups
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -42,15 +58,19 @@ class Spool:
         self._active_path: Path | None = None
         self.appended = 0
 
-    def append(self, events: list[bytes]) -> None:
-        """Write a group of events and fsync once; blocking, so call it from a thread."""
+    def append(self, events: list[bytes], sent: bool) -> None:
+        """Write a group of events and fsync once; blocking, so call it from a thread.
+
+        `sent`: the group was (maybe) written to Redis before the failure.
+        """
         if self._active is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"{os.getpid()}-{time.time_ns()}{SEGMENT_SUFFIX}"
             handle = open(path, "ab")  # noqa: SIM115 - kept open across calls, closed by rotate()
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._active, self._active_path = handle, path
-        self._active.write(b"\n".join(events) + b"\n")
+        header = SENT_HEADER if sent else UNSENT_HEADER
+        self._active.write(header + b"\n" + b"\n".join(events) + b"\n")
         self._active.flush()
         os.fsync(self._active.fileno())
         self.appended += len(events)
