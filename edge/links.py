@@ -318,13 +318,18 @@ _RESERVED_PARAMS_FOLDED = frozenset(name.casefold() for name in RESERVED_PARAMS)
 
 
 def build_location(destination: Destination, request_query: str, params: Mapping[str, str]) -> str:
+    return location_with(destination, request_query, urlencode(params, quote_via=quote))
+
+
+def location_with(destination: Destination, request_query: str, encoded_params: str) -> str:
+    """`build_location` with the edge's own parameters already encoded (cached per link)."""
     query_parts: list[str] = []
     if destination.query:
         query_parts.append(destination.query)
     if request_query:
         query_parts.extend(_passed_through_pairs(request_query))
-    if params:
-        query_parts.append(urlencode(params, quote_via=quote))
+    if encoded_params:
+        query_parts.append(encoded_params)
     location = destination.prefix
     if query_parts:
         location += "?" + "&".join(query_parts)

@@ -20,7 +20,7 @@ from edge.attribution import Attribution, AttributionCodec, cookie_value
 from edge.classify import Kind, classify
 from edge.clicks import ClickWriter, IpAnonymizer, ip_prefix, now_ms
 from edge.config import Settings
-from edge.links import Destination, build_location, is_code_syntax
+from edge.links import Destination, is_code_syntax, location_with
 from edge.metrics import EdgeMetrics
 from edge.resolver import LinkResolver, ResolvedLink
 
@@ -132,22 +132,26 @@ class RedirectHandler:
                 headers.append((b"content-type", b"text/html; charset=utf-8"))
         else:
             status = 302
-            params = {"clickId": click_id}
-            if link is not None and outcome == "credited":
-                params = {"partnerId": link.partner_id, "clickId": click_id}
-                if link.campaign:
-                    params["campaign"] = link.campaign
-                if kind is Kind.PERSON and not (self._first_model and previous is not None):
-                    visitor = previous.visitor_id if previous else click_id
-                    token = self._attribution.encode(Attribution(
-                        partner_id=link.partner_id, campaign=link.campaign, click_id=click_id,
-                        visitor_id=visitor, clicked_at_ms=ts,
-                        expires_at_ms=ts + self._attribution.max_age_ms,
-                    ))
-                    headers.append((b"set-cookie", self._attribution.set_cookie_header(token)))
+            if link is None:
+                params = "clickId=" + click_id
+            else:
+                # Click ids are hex and dashes: nothing to escape.
+                params = link.params_head + click_id + link.params_tail
+            sets_cookie = (
+                link is not None and outcome == "credited" and kind is Kind.PERSON
+                and not (self._first_model and previous is not None)
+            )
+            if sets_cookie and link is not None:
+                visitor = previous.visitor_id if previous else click_id
+                token = self._attribution.encode(Attribution(
+                    partner_id=link.partner_id, campaign=link.campaign, click_id=click_id,
+                    visitor_id=visitor, clicked_at_ms=ts,
+                    expires_at_ms=ts + self._attribution.max_age_ms,
+                ))
+                headers.append((b"set-cookie", self._attribution.set_cookie_header(token)))
             destination = link.destination if link is not None else self._default
             query = scope.get("query_string", b"").decode("latin-1")
-            location = build_location(destination, query, params)
+            location = location_with(destination, query, params)
             headers.append((b"location", location.encode("utf-8")))
 
         client = scope.get("client")

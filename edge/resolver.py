@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -35,6 +36,10 @@ class ResolvedLink:
     destination_url: str
     destination: Destination
     credited: bool  # False while the partner is suspended: redirect, but attribute to nobody
+    # The Location's own parameters around the click id, encoded once: "partnerId=…&clickId="
+    # and "&campaign=…" (or "clickId=" and "" when not credited).
+    params_head: str
+    params_tail: str
 
 
 class LinkResolver:
@@ -98,6 +103,13 @@ class LinkResolver:
             self._default if destination_url == self._default_url
             else Destination.parse(destination_url)
         )
+        credited = partner.active
+        head = "clickId="
+        tail = ""
+        if credited:
+            head = urlencode({"partnerId": partner_id}, quote_via=quote) + "&clickId="
+            if campaign := link_fields.get("campaign"):
+                tail = "&" + urlencode({"campaign": campaign}, quote_via=quote)
         return ResolvedLink(
             code=code,
             partner_id=partner_id,
@@ -106,7 +118,9 @@ class LinkResolver:
             sub_id=link_fields.get("sub_id") or None,
             destination_url=destination_url,
             destination=destination,
-            credited=partner.active,
+            credited=credited,
+            params_head=head,
+            params_tail=tail,
         )
 
     async def watch_changes(self) -> None:
