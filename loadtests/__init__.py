@@ -1,0 +1,1 @@
+"""Load tests: slow benchmarks of the edge, run with `make bench-edge`, never by pytest."""
