@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test check bench-edge clean
+.PHONY: install run test check bench-edge bench-pipeline bench-queries clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ bench-edge: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
 	  { echo "wrk is needed: install it with 'apt-get install wrk'"; exit 2; }
 	$(BIN)/python -m loadtests.bench_edge
+
+bench-pipeline: install
+	$(BIN)/python -m loadtests.bench_pipeline
+
+bench-queries: install
+	$(BIN)/python -m loadtests.bench_queries
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ from edge.config import Settings
 from edge.embedded_redis import EmbeddedRedis, running_url
 from edge.errors import ConfigError, InviteError
 from edge.links import DestinationPolicy
+from edge.logs import configure_logging
 from edge.partners import PARTNER_TYPES, PartnerRegistry
 from edge.redis_client import open_redis
 from edge.server import SERVERS, serve
@@ -22,10 +23,12 @@ from edge.server import SERVERS, serve
 APP_FACTORY = "edge.app:create_app"
 EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its address
 NOT_BUILT = {
-    "batcher": "the click batcher (stream → ClickHouse)",
     "analytics": "the analytics API and dashboard",
-    "migrate": "ClickHouse schema migrations",
 }
+ANALYTICS_EXTRA = (
+    "the analytics extra is not installed: pip install 'invite-edge[analytics]' "
+    "(make install does)"
+)
 
 
 class CliError(Exception):
@@ -60,6 +63,13 @@ def build_parser() -> Parser:
         sub = commands.add_parser(name, help=f"{what} (not built yet)")
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=8001)
+    batcher = commands.add_parser(
+        "batcher", help="click stream → ClickHouse (its metrics on --host/--port)"
+    )
+    batcher.add_argument("--host", default="127.0.0.1", help="metrics address (default 127.0.0.1)")
+    batcher.add_argument("--port", type=int, default=9102,
+                         help="metrics port, GET /metrics (default 9102; 0 disables)")
+    commands.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
 
     partner = commands.add_parser("partner", help="manage partners")
     partner_cmds = partner.add_subparsers(dest="action", required=True, parser_class=Parser)
@@ -113,6 +123,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return 2
     if args.command == "run":
         return run_all(args)
+    if args.command == "migrate":
+        return migrate_schema()
+    if args.command == "batcher":
+        return run_batcher_command(args)
     if args.command == "edge":
         settings = Settings.from_env()
         if not settings.redis_url:
@@ -171,6 +185,57 @@ def _running_edge_url(settings: Settings) -> str:
         return (settings.data_dir / EDGE_URL_FILE).read_text().strip()
     except FileNotFoundError:
         return "http://127.0.0.1:8000"
+
+
+def migrate_schema() -> int:
+    settings = Settings.from_env()
+    try:
+        from analytics.clickhouse import open_clickhouse, redact_url
+        from analytics.schema import MIGRATIONS, migrate
+    except ImportError:
+        raise CliError(ANALYTICS_EXTRA) from None
+    print(f"migrating {redact_url(settings.clickhouse_url)}", flush=True)
+    client = open_clickhouse(settings.clickhouse_url)
+    try:
+        applied = migrate(client)
+    finally:
+        client.close()
+    latest = max(migration.version for migration in MIGRATIONS)
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))}; schema at version {latest}")
+    else:
+        print(f"schema already at version {latest}; nothing to do")
+    return 0
+
+
+def run_batcher_command(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from analytics.batcher import run_batcher
+    except ImportError:
+        raise CliError(ANALYTICS_EXTRA) from None
+    configure_logging(settings.log_format)
+    redis_url = settings.redis_url or running_url(settings.data_dir)
+    if redis_url is None:
+        raise CliError("INVITE_REDIS_URL is not set and no `invite run` Redis is up: "
+                       "set INVITE_REDIS_URL=redis://host:6379/0")
+    registry = CollectorRegistry()
+    if args.port:
+        start_http_server(args.port, args.host, registry)
+        print(f"batcher metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    stats = asyncio.run(run_batcher(
+        settings, redis_url=redis_url, consumer=settings.batcher_consumer,
+        batch_max_rows=settings.batcher_batch_rows,
+        flush_interval_s=settings.batcher_flush_ms / 1000,
+        max_deliveries=settings.batcher_max_deliveries,
+        claim_idle_ms=settings.batcher_claim_idle_ms,
+        partners_interval_s=settings.partners_sync_s, registry=registry,
+    ))
+    print(f"batcher stopped: {stats.inserted} clicks inserted, {stats.duplicates} duplicates "
+          f"skipped, {stats.dead_letters} dead letters")
+    return 0
 
 
 async def registry_command(args: argparse.Namespace) -> int:

@@ -108,6 +108,12 @@ class Settings:
     broker_crm_name: str | None = None
     ctrader_webhook_user: str | None = None
     ctrader_webhook_password: str | None = field(default=None, repr=False)
+    batcher_consumer: str | None = None
+    batcher_batch_rows: int = 50_000
+    batcher_flush_ms: int = 1_000
+    batcher_max_deliveries: int = 5
+    batcher_claim_idle_ms: int = 60_000
+    partners_sync_s: int = 60
 
     @property
     def signing_secret(self) -> str:
@@ -158,6 +164,11 @@ class Settings:
         hook_tokens = _list(env.get("INVITE_HOOK_TOKEN")) or [
             _stored_secret(data_dir, "hook_token", 24)
         ]
+        clickhouse_url = env.get("INVITE_CLICKHOUSE_URL") or f"chdb://{data_dir / 'clickhouse'}"
+        if not clickhouse_url.startswith(("chdb://", "http://", "https://")):
+            raise ConfigError(
+                "INVITE_CLICKHOUSE_URL must be http(s)://user:pass@host:8123/ or chdb://DIR"
+            )
         log_format = (env.get("INVITE_LOG_FORMAT") or "text").lower()
         if log_format not in ("text", "json"):
             raise ConfigError(f"INVITE_LOG_FORMAT={log_format!r} must be 'text' or 'json'")
@@ -165,7 +176,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             redis_url=env.get("INVITE_REDIS_URL") or None,
-            clickhouse_url=env.get("INVITE_CLICKHOUSE_URL") or f"chdb://{data_dir / 'clickhouse'}",
+            clickhouse_url=clickhouse_url,
             secrets=tuple(secret_list),
             registration_url=registration_url,
             allowed_destinations=tuple(host.lower() for host in allowed),
@@ -190,4 +201,12 @@ class Settings:
             broker_crm_name=env.get("INVITE_BROKER_CRM_NAME") or None,
             ctrader_webhook_user=env.get("INVITE_CTRADER_WEBHOOK_USER") or None,
             ctrader_webhook_password=env.get("INVITE_CTRADER_WEBHOOK_PASSWORD") or None,
+            batcher_consumer=env.get("INVITE_BATCHER_CONSUMER") or None,
+            batcher_batch_rows=_int(env, "INVITE_BATCHER_BATCH_ROWS", 50_000, 1, 1_000_000),
+            batcher_flush_ms=_int(env, "INVITE_BATCHER_FLUSH_MS", 1_000, 10, 60_000),
+            batcher_max_deliveries=_int(env, "INVITE_BATCHER_MAX_DELIVERIES", 5, 1, 1000),
+            batcher_claim_idle_ms=_int(
+                env, "INVITE_BATCHER_CLAIM_IDLE_MS", 60_000, 1_000, 86_400_000
+            ),
+            partners_sync_s=_int(env, "INVITE_PARTNERS_SYNC_S", 60, 1, 86_400),
         )

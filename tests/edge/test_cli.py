@@ -40,7 +40,7 @@ def _invite(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     )
 
 
-@pytest.mark.parametrize("command", ["batcher", "analytics", "migrate", "ctrader"])
+@pytest.mark.parametrize("command", ["analytics", "ctrader"])
 def test_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path, command: str) -> None:
     result = _invite(tmp_path, command)
     assert result.returncode == 2
@@ -175,3 +175,51 @@ def test_invite_run_starts_a_private_redis_and_stops_it(tmp_path: Path) -> None:
     assert not (tmp_path / "var" / "redis" / "url").exists()
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+
+
+def test_migrate_creates_the_schema_once(tmp_path: Path) -> None:
+    first = _invite(tmp_path, "migrate")
+    again = _invite(tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "applied migrations 1" in first.stdout
+    assert again.returncode == 0
+    assert "nothing to do" in again.stdout
+
+
+@pytest.mark.servers
+def test_batcher_moves_clicks_into_clickhouse_and_stops_on_sigterm(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    import clickhouse_connect
+
+    events = [
+        {"click_id": f"01a2{n:04x}-0000-7000-8000-000000000000", "ts": 1_795_500_000_000 + n,
+         "code": "c", "kind": "person", "outcome": "credited", "partner_id": "p-b",
+         "ancestors": ["ib"], "user_agent": CHROME}
+        for n in range(20)
+    ]
+    for event in events:
+        redis_client.xadd("invite:clicks", {"e": orjson.dumps(event)})
+    process = subprocess.Popen(
+        [*INVITE, "batcher", "--port", "0"],
+        env=_env(tmp_path, INVITE_REDIS_URL=redis_server.url, INVITE_BATCHER_FLUSH_MS="100"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+    def acknowledged() -> bool:
+        groups = redis_client.xinfo_groups("invite:clicks")
+        return bool(groups) and groups[0]["pending"] == 0 and groups[0]["lag"] == 0
+
+    try:
+        wait_for(acknowledged, timeout=60, what="the batcher to acknowledge every click")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    assert "20 clicks inserted" in output
+    client = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path / 'var' / 'clickhouse'}")
+    try:
+        rows = client.query("SELECT count(), uniqExact(click_id) FROM invite.clicks").result_rows
+    finally:
+        client.close()
+    assert rows == [(20, 20)]

@@ -1,0 +1,598 @@
+"""The click batcher: the Redis stream into `invite.clicks` (and its views), each click once.
+
+    read (XREADGROUP, own pending first, XAUTOCLAIMed entries of dead consumers)
+      → check and enrich each entry; a bad one stays pending until its Nth delivery, then goes to
+        the dead-letter stream with the reason
+      → under the insert lock: drop click_ids already in `clicks` or twice in the batch, insert
+        with a deduplication token made of the entries' ids
+      → XACK, then XTRIM below the oldest entry any group still needs.
+
+A crash anywhere before XACK leaves the entries pending: whoever reads them next finds their
+click_ids in `clicks` and only acknowledges them. ClickHouse or Redis down: the batch is retried
+with exponential backoff; nothing is acknowledged until it is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from redis.asyncio import Redis
+from redis.exceptions import LockNotOwnedError, RedisError, ResponseError
+
+from analytics.clickhouse import InsertOutcome, insert_new_clicks, open_clickhouse, redact_url
+from analytics.enrich import BadEvent, click_row, decode_event
+from analytics.partners_sync import SYNC_INTERVAL_S, PartnersSync
+from analytics.schema import migrate
+from edge.config import CLICK_STREAM, Settings
+from edge.errors import ConfigError
+from edge.redis_client import open_redis
+
+log = logging.getLogger("invite.batcher")
+
+GROUP = "batcher"
+DEAD_LETTER_STREAM = "invite:clicks:dead"
+# One insert at a time across all batchers: "which click_ids are new" and the insert that follows
+# must not interleave with another batcher's, or a click claimed by two of them counts twice.
+INSERT_LOCK_KEY = "invite:clicks:insert-lock"
+# Renewed every third of it while an insert runs; a batcher that dies holding the lock holds up
+# the others for at most this long.
+INSERT_LOCK_TTL_S = 10.0
+BATCH_MAX_ROWS = 50_000
+FLUSH_INTERVAL_S = 1.0
+MAX_DELIVERIES = 5
+CLAIM_IDLE_MS = 60_000
+READ_COUNT = 10_000
+# A blocking read waits at most this long, so stop() is seen within it whatever the flush
+# interval; the Redis client's socket timeout must be longer.
+READ_BLOCK_MAX_MS = 1000
+RETRY_MIN_S = 0.25
+RETRY_MAX_S = 30.0
+STOP_DEADLINE_S = 10.0
+
+
+class BatcherMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.lag = Gauge(
+            "invite_batcher_lag", "Stream entries not yet in ClickHouse: pending plus unread",
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "invite_batcher_batch_rows", "Entries per flushed batch",
+            buckets=(10, 100, 1000, 5000, 10_000, 25_000, 50_000, 100_000), registry=r,
+        )
+        self.insert_seconds = Histogram(
+            "invite_batcher_insert_seconds", "Duplicate check plus insert of one batch",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r,
+        )
+        self.rows_inserted = Counter(
+            "invite_batcher_rows_inserted", "Clicks inserted into invite.clicks", registry=r
+        )
+        self.duplicates = Counter(
+            "invite_batcher_duplicates_skipped",
+            "Entries whose click_id was already in ClickHouse or earlier in the batch", registry=r,
+        )
+        self.dead_letters = Counter(
+            "invite_batcher_dead_letters", "Entries moved to the dead-letter stream", registry=r
+        )
+        self.failures = Counter(
+            "invite_batcher_flush_failures", "Failed flush attempts (retried with backoff)",
+            ["error"], registry=r,
+        )
+        self.claimed = Counter(
+            "invite_batcher_claimed", "Entries taken over from idle consumers", registry=r
+        )
+
+
+@dataclass(slots=True)
+class _Entry:
+    entry_id: str
+    fields: dict[Any, Any] | None  # None: the entry was trimmed while pending
+    row: list[Any] = field(default_factory=list)  # its `clicks` row, once checked
+    reason: str = ""  # why it is not a click event
+
+    @property
+    def click_id(self) -> str:
+        return self.row[0]  # type: ignore[no-any-return]  # canonical text, see click_row
+
+    @property
+    def ts(self) -> int:
+        return int(self.row[1])
+
+
+@dataclass
+class BatcherStats:
+    inserted: int = 0  # rows written to `clicks`
+    duplicates: int = 0  # entries acknowledged without a row: click_id known, or entry deleted
+    dead_letters: int = 0
+    batches: int = 0
+    lag: int = 0  # entries of the stream not in ClickHouse yet: pending plus unread
+    failing_since: float | None = None  # monotonic time of the first failure of a retry run
+
+
+class Batcher:
+    """Consumes the click stream in a consumer group; `run()` until `stop()`.
+
+    `redis` may decode responses or not; its socket timeout must exceed READ_BLOCK_MAX_MS.
+    `clickhouse` is used from a worker thread, one call at a time.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        clickhouse: Client,
+        *,
+        consumer: str,
+        stream: str = CLICK_STREAM,
+        group: str = GROUP,
+        batch_max_rows: int = BATCH_MAX_ROWS,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        max_deliveries: int = MAX_DELIVERIES,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        dead_letter_stream: str = DEAD_LETTER_STREAM,
+        registry: CollectorRegistry | None = None,
+        metrics: BatcherMetrics | None = None,
+        insert_lock_key: str = INSERT_LOCK_KEY,
+        insert_lock_ttl_s: float = INSERT_LOCK_TTL_S,
+    ) -> None:
+        if batch_max_rows < 1:
+            raise ConfigError(f"batch_max_rows={batch_max_rows} must be at least 1")
+        if max_deliveries < 1:
+            raise ConfigError(f"max_deliveries={max_deliveries} must be at least 1")
+        if claim_idle_ms <= flush_interval_s * 1000:
+            # Otherwise a live batcher's own unflushed entries would look abandoned.
+            raise ConfigError(
+                f"claim_idle_ms={claim_idle_ms} must exceed the flush interval "
+                f"({flush_interval_s * 1000:.0f} ms)"
+            )
+        self._redis = redis
+        self._clickhouse = clickhouse
+        self.consumer = consumer
+        self.stream = stream
+        self.group = group
+        self._batch_max = batch_max_rows
+        self._flush_interval = flush_interval_s
+        self._max_deliveries = max_deliveries
+        self._claim_idle_ms = claim_idle_ms
+        self._dead_letters = dead_letter_stream
+        self.metrics = metrics or BatcherMetrics(registry)
+        self._lock_key = insert_lock_key
+        self._lock_ttl = insert_lock_ttl_s
+        self.stats = BatcherStats()
+        self._stopping = asyncio.Event()
+        self._own_cursor: str | None = "0"  # our own pending entries are read before new ones
+        self._claimed: list[_Entry] = []
+        self._next_claim = 0.0
+
+    def stop(self) -> None:
+        """Stop reading; what was read is flushed (within STOP_DEADLINE_S), then run() returns."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        await self._retrying("create the consumer group", self.ensure_group)
+        while not self.stopping:
+            batch = await self._retrying("read the stream", self._collect)
+            if batch:
+                # In a thread, so the loop (which may serve HTTP too) keeps answering. Reading
+                # the next batch meanwhile was measured slower: the threads fight for the GIL.
+                await self._commit(await asyncio.to_thread(_sort, batch))
+            await self._retrying("maintain the stream", self._maintain)
+
+    async def _collect(self) -> list[_Entry]:
+        """Up to batch_max_rows entries: claimed first, then our own pending, then new ones.
+
+        Returns when full, flush_interval after its first entry, when the stream stays quiet
+        for flush_interval, or on stop.
+        """
+        batch: list[_Entry] = []
+        deadline: float | None = None
+        while len(batch) < self._batch_max:
+            room = self._batch_max - len(batch)
+            if self._claimed:
+                batch.extend(self._claimed[:room])
+                del self._claimed[:room]
+                continue
+            if self._own_cursor is not None:
+                entries = await self._read(self._own_cursor, min(room, READ_COUNT), None)
+                self._own_cursor = entries[-1].entry_id if entries else None
+                batch.extend(entries)
+                continue
+            if self.stopping:
+                break
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            wait_s = self._flush_interval if deadline is None else deadline - now
+            block_ms = min(READ_BLOCK_MAX_MS, max(1, int(wait_s * 1000)))
+            entries = await self._read(">", min(room, READ_COUNT), block_ms)
+            if not entries:
+                if deadline is None:
+                    break  # quiet stream: give maintenance and stop() their turn
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + self._flush_interval
+            batch.extend(entries)
+        return batch
+
+    async def _read(self, start: str, count: int, block_ms: int | None) -> list[_Entry]:
+        try:
+            reply = await self._redis.xreadgroup(
+                self.group, self.consumer, {self.stream: start}, count=count, block=block_ms
+            )
+        except (RedisError, OSError):
+            # Entries of a batch lost with this failure are pending under our name: read them
+            # again first, once Redis answers.
+            self._own_cursor = "0"
+            self._claimed.clear()
+            raise
+        return [
+            _Entry(_text(entry_id), fields)
+            for entry_id, fields in _stream_entries(reply)
+            if entry_id is not None
+        ]
+
+    async def _commit(self, ready: _Sorted) -> None:
+        """Insert what is new, acknowledge the batch, dead-letter what is hopeless."""
+        self.metrics.batch_rows.observe(ready.size)
+        await self._retrying(
+            "insert clicks", lambda: self._insert_and_ack(ready.fresh, ready.repeated),
+            until_stopped=False,
+        )
+        if ready.bad:
+            await self._retrying("handle bad entries", lambda: self._handle_bad(ready.bad))
+        self.stats.batches += 1
+
+    async def _insert_and_ack(self, entries: list[_Entry], also_ack: list[_Entry]) -> None:
+        # Safe to repeat from the top: entries already inserted are found and only acknowledged.
+        if entries:
+            started = time.perf_counter()
+            async with self._insert_lock():
+                outcome = await asyncio.to_thread(self._insert_new, entries)
+            self.metrics.insert_seconds.observe(time.perf_counter() - started)
+            inserted, skipped = outcome.inserted, outcome.present
+            self.metrics.rows_inserted.inc(inserted)
+            self.metrics.duplicates.inc(skipped + len(also_ack))
+            self.stats.inserted += inserted
+            self.stats.duplicates += skipped + len(also_ack)
+            for index, reason in outcome.refused:
+                await self._dead_letter(entries[index], reason)
+        else:
+            self.metrics.duplicates.inc(len(also_ack))
+            self.stats.duplicates += len(also_ack)
+        ids = [entry.entry_id for entry in entries + also_ack]
+        for start in range(0, len(ids), READ_COUNT):
+            await self._redis.xack(self.stream, self.group, *ids[start : start + READ_COUNT])
+
+    @contextlib.asynccontextmanager
+    async def _insert_lock(self) -> AsyncIterator[None]:
+        lock = self._redis.lock(self._lock_key, timeout=self._lock_ttl, blocking_timeout=None)
+        await lock.acquire()
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._lock_ttl / 3)
+                await lock.reacquire()
+
+        renewer = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+            try:
+                await lock.release()
+            except LockNotOwnedError:
+                # Renewal failed (Redis away): another batcher may have inserted meanwhile. Only
+                # a click both of us held could count twice; say so.
+                log.warning("the insert lock expired during an insert")
+
+    def _insert_new(self, entries: list[_Entry]) -> InsertOutcome:
+        """In a worker thread: the entries whose click_id is not in `clicks` yet, inserted."""
+        return insert_new_clicks(
+            self._clickhouse, [entry.row for entry in entries],
+            [entry.entry_id for entry in entries], token_prefix=self.stream,
+        )
+
+    async def _handle_bad(self, bad: list[_Entry]) -> None:
+        """Dead-letter the bad entries delivered max_deliveries times; the others stay pending."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry in bad:
+                pipe.xpending_range(self.stream, self.group, entry.entry_id, entry.entry_id, 1)
+            replies = await pipe.execute()
+        for entry, reply in zip(bad, replies, strict=True):
+            if not reply:
+                continue  # no longer pending: another batcher took it over and settled it
+            deliveries = int(reply[0]["times_delivered"])
+            if deliveries >= self._max_deliveries:
+                await self._dead_letter(entry, entry.reason)
+            else:
+                log.warning(
+                    "stream entry %s is not a click event (%s); delivery %d of %d",
+                    entry.entry_id, entry.reason, deliveries, self._max_deliveries,
+                )
+
+    async def _dead_letter(self, entry: _Entry, reason: str) -> None:
+        raw = (entry.fields or {}).get(b"e", (entry.fields or {}).get("e", b""))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self._dead_letters, {
+                "e": raw, "reason": reason, "stream": self.stream, "entry_id": entry.entry_id,
+            })
+            pipe.xack(self.stream, self.group, entry.entry_id)
+            await pipe.execute()
+        self.metrics.dead_letters.inc()
+        self.stats.dead_letters += 1
+        log.error("stream entry %s moved to %s: %s", entry.entry_id, self._dead_letters, reason)
+
+    async def _maintain(self) -> None:
+        """Claim what dead consumers left, trim what every group has acknowledged, report lag."""
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + self._claim_idle_ms / 2000
+            await self._claim_idle()
+        groups = await self._redis.xinfo_groups(self.stream)
+        floor: str | None = None
+        for group in groups:
+            name = _text(group["name"])
+            if int(group["pending"]):
+                summary = await self._redis.xpending(self.stream, name)
+                oldest = _text(summary["min"])
+            else:
+                oldest = _next_id(_text(group["last-delivered-id"]))
+            floor = oldest if floor is None or _id_key(oldest) < _id_key(floor) else floor
+            if name == self.group:
+                unread = group.get("lag")
+                if unread is None:  # Redis cannot tell after trims or deletes: XLEN bounds it
+                    unread = await self._redis.xlen(self.stream)
+                self.stats.lag = int(group["pending"]) + int(unread)
+                self.metrics.lag.set(self.stats.lag)
+        if floor is not None:
+            # Approximate trimming only cuts whole nodes below the floor: never an entry we need.
+            await self._redis.xtrim(self.stream, minid=floor, approximate=True)
+
+    async def _claim_idle(self) -> None:
+        cursor = "0-0"
+        while len(self._claimed) < self._batch_max:
+            reply = await self._redis.xautoclaim(
+                self.stream, self.group, self.consumer, self._claim_idle_ms, cursor,
+                count=min(READ_COUNT, self._batch_max),
+            )
+            cursor = _text(reply[0])
+            claimed = [_Entry(_text(i), fields) for i, fields in reply[1] if i is not None]
+            if claimed:
+                self.metrics.claimed.inc(len(claimed))
+                log.info("took over %d entries idle for over %d ms", len(claimed),
+                         self._claim_idle_ms)
+                self._claimed.extend(claimed)
+            if cursor == "0-0":
+                return
+
+    async def _retrying(self, what: str, action: Any, *, until_stopped: bool = True) -> Any:
+        """Run `action()` until it succeeds, backing off exponentially; give up only on stop.
+
+        With until_stopped=False (a batch in hand), keep trying for STOP_DEADLINE_S after stop()
+        so that what was read gets in; if it does not, it stays pending for the next batcher.
+        """
+        delay = RETRY_MIN_S
+        stop_deadline: float | None = None
+        while True:
+            try:
+                result = await action()
+            except (RedisError, OSError, TimeoutError, ClickHouseError) as exc:
+                # ClickHouse away, the table detached or read-only, Redis gone: all pass. Rows
+                # ClickHouse refuses (DataError) never get here: insert_new_clicks takes them.
+                kind = type(exc).__name__
+                self.metrics.failures.labels(kind).inc()
+                if self.stats.failing_since is None:
+                    self.stats.failing_since = time.monotonic()
+                    log.warning("could not %s (%s: %s); retrying with backoff", what, kind,
+                                str(exc)[:300])
+                await self._update_lag_quietly()
+            else:
+                if self.stats.failing_since is not None:
+                    log.info("%s works again after %.1f s", what,
+                             time.monotonic() - self.stats.failing_since)
+                    self.stats.failing_since = None
+                return result
+            if self.stopping:
+                if until_stopped:
+                    return None
+                stop_deadline = stop_deadline or time.monotonic() + STOP_DEADLINE_S
+                if time.monotonic() >= stop_deadline:
+                    log.warning("stopping with a batch not inserted: it stays pending")
+                    return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay * random.uniform(0.8, 1.2))
+            if self.stopping and until_stopped:
+                return None
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _update_lag_quietly(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            for group in await self._redis.xinfo_groups(self.stream):
+                if _text(group["name"]) == self.group:
+                    self.stats.lag = int(group["pending"]) + int(group.get("lag") or 0)
+                    self.metrics.lag.set(self.stats.lag)
+
+
+@dataclass(slots=True)
+class _Sorted:
+    fresh: list[_Entry]  # click events, each click_id once
+    repeated: list[_Entry]  # a click_id already earlier in the batch, or trimmed while pending
+    bad: list[_Entry]  # not click events
+    size: int
+
+
+def _sort(batch: list[_Entry]) -> _Sorted:
+    """Check and enrich every entry of a batch (CPU only: run in a thread)."""
+    fresh: dict[str, _Entry] = {}
+    repeated: list[_Entry] = []
+    bad: list[_Entry] = []
+    for entry in batch:
+        if not entry.fields:
+            repeated.append(entry)  # nothing left to insert, only to acknowledge
+            continue
+        try:
+            entry.row = click_row(decode_event(entry.fields))
+        except BadEvent as exc:
+            entry.reason = str(exc)
+            bad.append(entry)
+            continue
+        if entry.click_id in fresh:
+            repeated.append(entry)
+        else:
+            fresh[entry.click_id] = entry
+    return _Sorted(list(fresh.values()), repeated, bad, len(batch))
+
+
+def _stream_entries(reply: Any) -> list[tuple[Any, Any]]:
+    """XREADGROUP's entries for our one stream, whether the client speaks RESP2 or RESP3."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [entry for entries in reply.values() for entry in entries[0]]
+    return [entry for _, entries in reply for entry in entries]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = _id_key(entry_id)
+    return f"{ms}-{seq + 1}"
+
+
+PROGRESS_INTERVAL_S = 10.0
+CLICKHOUSE_OPEN_RETRY_S = 5.0
+
+
+async def run_batcher(
+    settings: Settings,
+    *,
+    redis_url: str | None = None,
+    consumer: str | None = None,
+    batch_max_rows: int = BATCH_MAX_ROWS,
+    flush_interval_s: float = FLUSH_INTERVAL_S,
+    max_deliveries: int = MAX_DELIVERIES,
+    claim_idle_ms: int = CLAIM_IDLE_MS,
+    partners_interval_s: float = SYNC_INTERVAL_S,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
+    migrate_schema: bool | None = None,
+    registry: CollectorRegistry | None = None,
+    install_signal_handlers: bool = True,
+    stop: asyncio.Event | None = None,
+) -> BatcherStats:
+    """`invite batcher`: stream → ClickHouse until SIGINT/SIGTERM (or `stop`), then flush and exit.
+
+    Opens Redis (`redis_url`, else INVITE_REDIS_URL) and ClickHouse (INVITE_CLICKHOUSE_URL),
+    migrates the schema first when embedded (or when migrate_schema is True), keeps the
+    partners dimension in sync, and logs progress every progress_interval_s.
+    """
+    url = redis_url or settings.redis_url
+    if not url:
+        raise ConfigError(
+            "INVITE_REDIS_URL is not set: the batcher reads the stream of the edge's Redis"
+        )
+    redis = open_redis(url, timeout_s=max(5.0, flush_interval_s * 3), decode=False)
+    feed = open_redis(url, timeout_s=5.0, feed=True, decode=False)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signal_handlers:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        clickhouse = await _open_clickhouse_retrying(settings.clickhouse_url, stop)
+        if clickhouse is None:
+            return BatcherStats()
+        if migrate_schema if migrate_schema is not None else settings.clickhouse_url.startswith(
+            "chdb:"
+        ):
+            applied = await asyncio.to_thread(migrate, clickhouse)
+            if applied:
+                log.info("applied schema migrations %s", applied)
+        batcher = Batcher(
+            redis, clickhouse, consumer=consumer or socket.gethostname(),
+            batch_max_rows=batch_max_rows, flush_interval_s=flush_interval_s,
+            max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms, registry=registry,
+        )
+        partners = PartnersSync(redis, clickhouse, interval_s=partners_interval_s, feed=feed)
+        tasks = [
+            loop.create_task(batcher.run(), name="batcher"),
+            loop.create_task(partners.run(), name="partners-sync"),
+            loop.create_task(_report_progress(batcher, progress_interval_s), name="progress"),
+        ]
+        log.info("batcher %s reading %s (group %s) into %s", batcher.consumer, batcher.stream,
+                 batcher.group, redact_url(settings.clickhouse_url))
+        stopped = loop.create_task(stop.wait())
+        await asyncio.wait([stopped, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+        batcher.stop()
+        partners.stop()
+        await asyncio.gather(tasks[0], tasks[1])  # a failure of either surfaces here
+        tasks[2].cancel()
+        stopped.cancel()
+        await asyncio.gather(tasks[2], stopped, return_exceptions=True)
+        _log_progress(batcher)
+        await asyncio.to_thread(clickhouse.close)
+        return batcher.stats
+    finally:
+        if install_signal_handlers:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        await redis.aclose()
+        await feed.aclose()
+
+
+async def _open_clickhouse_retrying(url: str, stop: asyncio.Event) -> Client | None:
+    """The client, once ClickHouse answers; None if stopped first. A bad URL fails at once."""
+    while True:
+        try:
+            return await asyncio.to_thread(open_clickhouse, url)
+        except ClickHouseError as exc:
+            log.warning("ClickHouse at %s is not reachable (%s); retrying in %.0f s",
+                        redact_url(url), type(exc).__name__, CLICKHOUSE_OPEN_RETRY_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CLICKHOUSE_OPEN_RETRY_S)
+            return None
+
+
+async def _report_progress(batcher: Batcher, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        _log_progress(batcher)
+
+
+def _log_progress(batcher: Batcher) -> None:
+    stats = batcher.stats
+    log.info(
+        "clicks inserted %d, duplicates skipped %d, dead letters %d, batches %d, lag %d",
+        stats.inserted, stats.duplicates, stats.dead_letters, stats.batches, stats.lag,
+    )

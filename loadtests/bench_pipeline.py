@@ -1,0 +1,336 @@
+"""`make bench-pipeline`: the batcher's events/s beside a raw insert, freshness, downline roll-ups.
+
+Everything in one process, as `invite run` has it: a private redis-server, embedded ClickHouse
+(chDB) in a temporary directory, the batcher on the event loop.
+
+1. raw insert: the already-enriched rows of N events into `invite.clicks` (its views included)
+   in batches of 50k, the ceiling for the batcher;
+2. batcher: the same N events XADDed first, then one Batcher drains the stream (read, parse,
+   enrich with a cold UA cache, duplicate check, insert, XACK, trim);
+3. freshness: events XADDed at a steady rate (5k/s) while the batcher runs; for each, the time
+   from its XADD's reply (the click answered) to the first `count()` on `clicks` that includes it;
+4. downline roll-up: a large IB's clicks over the whole table, from `clicks` (has(ancestors))
+   and from `clicks_downline_hourly`, after the table is grown to --rollup-rows synthetic clicks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from analytics.batcher import Batcher
+from analytics.clickhouse import Client, open_clickhouse
+from analytics.enrich import CLICK_COLUMNS, click_row, parse_user_agent
+from analytics.schema import CLICK_VIEWS, migrate
+from edge.config import CLICK_STREAM
+from loadtests.processes import BenchRedis, Children, stopped_on_exit
+
+PARTNERS = 5000
+DISTINCT_UA_SHARE = 0.02
+BIG_IB = "ib-0"
+_UA_TEMPLATES = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{a}.0.{b}.{c} Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{a} like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.{b} Mobile/15E{c} Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S9{a}B Build/UP1A.{b}.{c}) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_{a}) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.{b}.{c} Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 13; Pixel {a}) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.{b}.{c} Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/{a}.0.0.{b};]",
+    "Mozilla/5.0 (compatible; Googlebot/2.{a}; +http://www.google.com/bot.html)",
+)
+_REFERERS = ("", "https://www.google.com/", "https://t.co/x", "https://www.facebook.com/",
+             "android-app://org.telegram.messenger/", "https://www.youtube.com/")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def partner_tree(rng: random.Random) -> list[tuple[str, list[str]]]:
+    """PARTNERS partners in trees up to four levels deep; ib-0 heads a tenth of them."""
+    partners: list[tuple[str, list[str]]] = [(f"ib-{i}", []) for i in range(50)]
+    while len(partners) < PARTNERS:
+        parent, ancestors = partners[0] if rng.random() < 0.1 else rng.choice(partners)
+        if len(ancestors) < 3:
+            partners.append((f"p-{len(partners)}", [*ancestors, parent]))
+    return partners
+
+
+def user_agents(rng: random.Random, count: int) -> list[str]:
+    """`count` user agents, DISTINCT_UA_SHARE of them distinct, the popular ones repeated most."""
+    distinct = [
+        rng.choice(_UA_TEMPLATES).format(a=rng.randint(1, 99), b=rng.randint(0, 9999),
+                                          c=rng.randint(0, 999))
+        for _ in range(max(1, int(count * DISTINCT_UA_SHARE)))
+    ]
+    first_use = list(distinct)  # every distinct UA appears at least once
+    weights = [1 / (rank + 1) for rank in range(len(distinct))]
+    repeats = rng.choices(distinct, weights, k=count - len(first_use))
+    mixed = first_use + repeats
+    rng.shuffle(mixed)
+    return mixed
+
+
+def events(count: int, seed: int, start_ms: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    tree = partner_tree(rng)
+    agents = user_agents(rng, count)
+    result = []
+    for index in range(count):
+        partner_id, ancestors = rng.choice(tree)
+        click_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        result.append({
+            "click_id": click_id, "ts": start_ms + index // 10, "code": "dadMUv6",
+            "kind": "person" if rng.random() < 0.85 else "preview", "outcome": "credited",
+            "partner_id": partner_id, "ancestors": ancestors, "campaign": f"c{rng.randint(0, 9)}",
+            "sub_id": "", "destination": "https://register.broker.test/signup",
+            "ip_hash": f"{rng.getrandbits(128):032x}", "ip_prefix": "203.0.113.0/24",
+            "user_agent": agents[index], "referer": rng.choice(_REFERERS),
+            "accept_language": "en-GB,en;q=0.9", "country": rng.choice(("DE", "GB", "CY", "AE")),
+            "first_click": True, "visitor_id": click_id, "method": "GET",
+        })
+    return result
+
+
+def count_clicks(clickhouse: Client) -> int:
+    return int(str(clickhouse.command("SELECT count() FROM invite.clicks")))
+
+
+def truncate(clickhouse: Client) -> None:
+    for table in ("clicks", *(view.table for view in CLICK_VIEWS)):
+        clickhouse.command(f"TRUNCATE TABLE invite.{table}")
+
+
+def raw_insert(clickhouse: Client, batch: list[dict[str, Any]], batch_rows: int) -> float:
+    rows = [click_row(event) for event in batch]
+    names = [name for name, _ in CLICK_COLUMNS]
+    types = [type_name for _, type_name in CLICK_COLUMNS]
+    started = time.perf_counter()
+    for start in range(0, len(rows), batch_rows):
+        chunk = rows[start : start + batch_rows]
+        clickhouse.insert(
+            "clicks", [list(c) for c in zip(*chunk, strict=True)], database="invite",
+            column_names=names, column_type_names=types, column_oriented=True,
+            settings={"insert_deduplication_token": f"raw-{start}"},
+        )
+    return len(rows) / (time.perf_counter() - started)
+
+
+async def xadd_all(redis: Redis, batch: list[dict[str, Any]]) -> None:
+    for start in range(0, len(batch), 2000):
+        async with redis.pipeline(transaction=False) as pipe:
+            for event in batch[start : start + 2000]:
+                pipe.xadd(CLICK_STREAM, {"e": orjson.dumps(event)})
+            await pipe.execute()
+
+
+async def drained(redis: Redis) -> bool:
+    for group in await redis.xinfo_groups(CLICK_STREAM):
+        return int(group["pending"]) == 0 and int(group["lag"] or 0) == 0
+    return False
+
+
+async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[dict[str, Any]],
+                       batch_rows: int) -> tuple[float, int]:
+    await redis.delete(CLICK_STREAM)
+    await xadd_all(redis, batch)
+    parse_user_agent.cache_clear()
+    batcher = Batcher(redis, clickhouse, consumer="bench", batch_max_rows=batch_rows)
+    started = time.perf_counter()
+    task = asyncio.create_task(batcher.run())
+    while batcher.stats.inserted + batcher.stats.duplicates < len(batch):
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    batcher.stop()
+    await task
+    return len(batch) / elapsed, batcher.stats.batches
+
+
+async def freshness(redis: Redis, clickhouse: Client, rate: int, seconds: float,
+                    seed: int) -> list[float]:
+    """Seconds from each event's XADD reply to the first count() that includes it."""
+    await redis.delete(CLICK_STREAM)
+    total = int(rate * seconds)
+    batch = events(total, seed, int(time.time() * 1000))
+    answered: list[float] = []
+    visible: list[float] = []
+    batcher = Batcher(redis, clickhouse, consumer="fresh")
+    task = asyncio.create_task(batcher.run())
+    tick_s = 0.01
+    per_tick = max(1, int(rate * tick_s))
+
+    async def produce() -> None:
+        started = time.perf_counter()
+        for index in range(0, total, per_tick):
+            # Each event's ts is its send time: it is answered as soon as the XADD replies.
+            chunk = batch[index : index + per_tick]
+            async with redis.pipeline(transaction=False) as pipe:
+                for event in chunk:
+                    event["ts"] = int(time.time() * 1000)
+                    pipe.xadd(CLICK_STREAM, {"e": orjson.dumps(event)})
+                await pipe.execute()
+            now = time.perf_counter()
+            answered.extend([now] * len(chunk))
+            delay = started + (index + per_tick) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def watch() -> None:
+        while len(visible) < total:
+            count = await asyncio.to_thread(count_clicks, clickhouse)
+            now = time.perf_counter()
+            visible.extend([now] * (count - len(visible)))
+            await asyncio.sleep(0.02)
+
+    await asyncio.gather(produce(), watch())
+    batcher.stop()
+    await task
+    # A single batcher inserts in stream order, so the nth row counted is the nth event sent.
+    return [seen - sent for sent, seen in zip(answered, visible, strict=False)]
+
+
+def grow(clickhouse: Client, rows: int) -> float:
+    """Synthetic clicks through the views: ib-0's subtree gets ~10% of them, 90 days."""
+    started = time.perf_counter()
+    clickhouse.command(f"""
+        INSERT INTO invite.clicks (click_id, ts, kind, is_human, outcome, partner_id, ancestors,
+            campaign, country, device, os, browser, referer_host, visitor_id)
+        SELECT generateUUIDv4(number), now64(3) - toIntervalSecond(number % 7776000),
+            'person', 1, 'credited', concat('p-', toString(number % {PARTNERS})),
+            multiIf(number % 10 = 0, ['{BIG_IB}'],
+                    number % 10 = 1, ['{BIG_IB}', concat('p-', toString(number % 97))],
+                    [concat('ib-', toString(1 + number % 49))]),
+            concat('c', toString(number % 10)), 'DE', 'mobile', 'iOS', 'Mobile Safari',
+            'google.com', toString(number % 1000003)
+        FROM numbers({rows})
+    """)  # noqa: S608 - numbers and constants only
+    return time.perf_counter() - started
+
+
+def timed(clickhouse: Client, query: str, repeats: int = 5) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = clickhouse.query(query).result_rows
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000, result
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def run(args: argparse.Namespace, redis_url: str, clickhouse: Client) -> None:
+    redis = Redis.from_url(redis_url, socket_timeout=10)
+    batch = events(args.events, seed=1, start_ms=int(time.time() * 1000) - 3_600_000)
+
+    raw = raw_insert(clickhouse, batch, args.batch_rows)
+    log(f"raw insert: {raw:,.0f} rows/s ({args.events:,} rows, batches of {args.batch_rows:,})")
+    truncate(clickhouse)
+    rate, batches = await batcher_rate(redis, clickhouse, batch, args.batch_rows)
+    log(f"batcher: {rate:,.0f} events/s ({args.events:,} events in {batches} batches, "
+        f"{DISTINCT_UA_SHARE:.0%} distinct UAs, cold UA cache)")
+    found = clickhouse.query("SELECT count(), uniqExact(click_id) FROM invite.clicks")
+    assert tuple(found.result_rows[0]) == (args.events, args.events), found.result_rows
+
+    truncate(clickhouse)
+    lags = await freshness(redis, clickhouse, args.rate, args.seconds, seed=2)
+    log(f"freshness at {args.rate:,}/s for {args.seconds:.0f} s: "
+        f"p50 {percentile(lags, 0.5):.2f} s, p95 {percentile(lags, 0.95):.2f} s, "
+        f"max {max(lags):.2f} s ({len(lags):,} clicks)")
+
+    if args.rollup_rows:
+        seconds = grow(clickhouse, args.rollup_rows)
+        total = count_clicks(clickhouse)
+        log(f"grew clicks to {total:,} rows in {seconds:.1f} s")
+        # ib-0 (BIG_IB) written out: these are fixed queries.
+        comparisons = {
+            "clicks": (
+                "SELECT count() FROM invite.clicks "
+                "WHERE partner_id = 'ib-0' OR has(ancestors, 'ib-0')",
+                "SELECT sum(clicks) FROM invite.clicks_downline_hourly WHERE ancestor_id = 'ib-0'",
+            ),
+            "clicks + unique visitors": (
+                "SELECT count(), uniq(visitor_id) FROM invite.clicks "
+                "WHERE partner_id = 'ib-0' OR has(ancestors, 'ib-0')",
+                "SELECT sum(clicks), uniqMerge(visitors) FROM invite.clicks_downline_hourly "
+                "WHERE ancestor_id = 'ib-0'",
+            ),
+            "day series, 90 days": (
+                "SELECT toDate(ts) AS day, count(), uniq(visitor_id) FROM invite.clicks "
+                "WHERE partner_id = 'ib-0' OR has(ancestors, 'ib-0') GROUP BY day",
+                "SELECT toDate(hour) AS day, sum(clicks), uniqMerge(visitors) "
+                "FROM invite.clicks_downline_hourly WHERE ancestor_id = 'ib-0' GROUP BY day",
+            ),
+        }
+        for what, (raw_query, view_query) in comparisons.items():
+            raw_ms, raw_result = timed(clickhouse, raw_query)
+            view_ms, view_result = timed(clickhouse, view_query)
+            log(f"downline roll-up of {BIG_IB}, {what}: from clicks {raw_ms:.0f} ms, "
+                f"from clicks_downline_hourly {view_ms:.0f} ms (median of 5)")
+            assert sorted(raw_result)[0][0] == sorted(view_result)[0][0], (raw_result, view_result)
+        probe = batch[: args.batch_rows]
+        started = time.perf_counter()
+        clickhouse.query(  # integers only
+            "SELECT toString(click_id) FROM invite.clicks WHERE ts BETWEEN "  # noqa: S608
+            f"fromUnixTimestamp64Milli({probe[0]['ts']}, 'UTC') AND "
+            f"fromUnixTimestamp64Milli({probe[-1]['ts']}, 'UTC')"
+        )
+        log(f"duplicate check of a {len(probe):,}-event batch on {total:,} rows: "
+            f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    await redis.aclose()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench-pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000, help="events for the rate runs")
+    parser.add_argument("--batch-rows", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=5000, help="events/s for the freshness run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="freshness run length")
+    parser.add_argument("--rollup-rows", type=int, default=5_000_000,
+                        help="synthetic clicks for the roll-up comparison (0 skips it)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    log(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+        f"python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
+        directory = Path(scratch)
+        (directory / "logs").mkdir()
+        children = Children(directory / "logs")
+        with stopped_on_exit(children):
+            redis_server = BenchRedis(children, directory / "redis")
+            redis_server.start()
+            clickhouse = open_clickhouse(f"chdb://{directory / 'clickhouse'}")
+            migrate(clickhouse)
+            try:
+                asyncio.run(run(args, redis_server.url, clickhouse))
+            finally:
+                clickhouse.close()
+                redis_server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
