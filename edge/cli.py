@@ -43,8 +43,9 @@ class Parser(argparse.ArgumentParser):
 def _server_args(parser: argparse.ArgumentParser, workers: bool) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    parser.add_argument("--server", choices=SERVERS, default="granian",
-                        help="HTTP server (default granian: fastest measured, docs/benchmarks.md)")
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn",
+                        help="HTTP server (default uvicorn: measured faster for the edge, "
+                        "docs/benchmarks.md)")
     if workers:
         parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 

@@ -161,7 +161,7 @@ class Benchmark:
         outage: OutageResult | None = None
         if not self.args.no_outage:
             self.redis.flushall()
-            edge = EdgeServer(self.children, self.redis.url, "granian", self.workdir / "outage",
+            edge = EdgeServer(self.children, self.redis.url, "uvicorn", self.workdir / "outage",
                               self.secret, self.admin_token)
             outage = run_outage(self.children, self.redis, self.load, edge, self.args.warmup, log)
             outage.print()
@@ -258,7 +258,7 @@ def verdict(ok: bool) -> str:
 def print_goals(summaries: dict[str, Summary], missing: int) -> None:
     baseline = summaries["baseline"].requests_per_s
     edges = [summaries[config] for config in CONFIGS if config != "baseline"]
-    print("\nGoals (the default server, granian, is the edge as shipped):")
+    print("\nGoals (uvicorn is the default server of `invite edge`):")
     for edge in edges:
         ratio = edge.requests_per_s / baseline if baseline else 0.0
         print(f"  {edge.config:<13} throughput ≥ {GOAL_RATIO}× baseline per worker: "

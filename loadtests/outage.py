@@ -53,7 +53,7 @@ class OutageResult:
         return max(0, self.entries - self.answered)
 
     def print(self) -> None:
-        print("\nRedis down (edge --server granian; redis-server SIGKILLed, then restarted):")
+        print("\nRedis down (edge --server uvicorn; redis-server SIGKILLed, then restarted):")
         print(f"  {'phase':<44} {'redirects/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7}")
         for phase in self.phases:
             errors = phase.wrk.socket_errors + phase.wrk.non_2xx_3xx
