@@ -7,7 +7,8 @@ import contextlib
 import gc
 import html
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from redis.exceptions import RedisError
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge import admin, attribution
@@ -135,18 +136,28 @@ class EdgeApp:
         await self.rest(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> EdgeApp:
+@dataclass(frozen=True)
+class Extension:
+    """More routes and a lifespan for the same process (the analytics of `invite run`)."""
+
+    routes: Sequence[BaseRoute] = ()
+    lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]] | None = None
+
+
+def create_app(settings: Settings | None = None, extension: Extension | None = None) -> EdgeApp:
     settings = settings or Settings.from_env()
+    extension = extension or Extension()
     configure_logging(settings.log_format)
     if not settings.redis_url:
         raise ConfigError(
             "INVITE_REDIS_URL is not set: use `invite run` (starts a private Redis) "
             "or point it at your Redis, e.g. redis://127.0.0.1:6379/0"
         )
-    redis = open_redis(settings.redis_url, timeout_s=REGISTRY_TIMEOUT_S)
-    hot_redis = open_redis(settings.redis_url, timeout_s=HOT_PATH_TIMEOUT_S)
-    click_redis = open_redis(settings.redis_url, timeout_s=CLICK_WRITE_TIMEOUT_S, decode=False)
-    feed = open_redis(settings.redis_url, timeout_s=REGISTRY_TIMEOUT_S, feed=True)
+    redis_url = settings.redis_url
+    redis = open_redis(redis_url, timeout_s=REGISTRY_TIMEOUT_S)
+    hot_redis = open_redis(redis_url, timeout_s=HOT_PATH_TIMEOUT_S)
+    click_redis = open_redis(redis_url, timeout_s=CLICK_WRITE_TIMEOUT_S, decode=False)
+    feed = open_redis(redis_url, timeout_s=REGISTRY_TIMEOUT_S, feed=True)
     destinations = DestinationPolicy(settings.allowed_destinations)
     registry = PartnerRegistry(redis, settings.signing_secret, destinations)
     edge_metrics = EdgeMetrics()
@@ -161,15 +172,18 @@ def create_app(settings: Settings | None = None) -> EdgeApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await writer.start()
         watcher = asyncio.get_running_loop().create_task(resolver.watch_changes())
-        # Everything allocated so far lives for the process: keep it out of the collector's
-        # scans, and collect young objects less often (the hot path allocates a lot of
-        # short-lived ones; measured: p99 16 → 11 ms under load, docs/benchmarks.md).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
-        log.info("edge ready; clicks go to stream on %s", _redacted(settings.redis_url or ""))
         try:
-            yield
+            async with contextlib.AsyncExitStack() as extensions:
+                if extension.lifespan is not None:
+                    await extensions.enter_async_context(extension.lifespan(app))
+                # Everything allocated so far lives for the process: keep it out of the
+                # collector's scans, and collect young objects less often (the hot path
+                # allocates many short-lived ones; p99 16 → 11 ms, docs/benchmarks.md).
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(*GC_THRESHOLDS)
+                log.info("edge ready; clicks go to stream on %s", _redacted(redis_url))
+                yield
         finally:
             watcher.cancel()
             await writer.close(SHUTDOWN_DRAIN_S)
@@ -186,6 +200,7 @@ def create_app(settings: Settings | None = None) -> EdgeApp:
             Route("/demo/register", demo_register),
             *admin.routes,
             *attribution.routes,
+            *extension.routes,
         ],
         exception_handlers={
             InviteError: _invite_error,

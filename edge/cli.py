@@ -22,9 +22,9 @@ from edge.server import SERVERS, serve
 
 APP_FACTORY = "edge.app:create_app"
 EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its address
-NOT_BUILT = {
-    "analytics": "the analytics API and dashboard",
-}
+NOT_BUILT: dict[str, str] = {}
+ALL_IN_ONE_FACTORY = "analytics.all_in_one:create_all_in_one_app"
+ANALYTICS_FACTORY = "analytics.all_in_one:create_analytics_only_app"
 ANALYTICS_EXTRA = (
     "the analytics extra is not installed: pip install 'invite-edge[analytics]' "
     "(make install does)"
@@ -64,6 +64,11 @@ def build_parser() -> Parser:
         sub = commands.add_parser(name, help=f"{what} (not built yet)")
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=8001)
+    analytics = commands.add_parser(
+        "analytics", help="analytics API and dashboard (and the batcher, when embedded)"
+    )
+    analytics.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    analytics.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     batcher = commands.add_parser(
         "batcher", help="click stream → ClickHouse (its metrics on --host/--port)"
     )
@@ -128,6 +133,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return migrate_schema()
     if args.command == "batcher":
         return run_batcher_command(args)
+    if args.command == "analytics":
+        return run_analytics(args)
     if args.command == "edge":
         settings = Settings.from_env()
         if not settings.redis_url:
@@ -156,6 +163,7 @@ def run_all(args: argparse.Namespace) -> int:
     print(
         "\ninvite-edge is starting\n"
         f"  edge          {base}\n"
+        f"  dashboard     {base}/dashboard  (analytics: clicks reach it within seconds)\n"
         f"  redis         {redis_url}{'  (private, AOF under the data dir)' if embedded else ''}\n"
         f"  data dir      {settings.data_dir}\n"
         f"  admin token   {settings.admin_tokens[0]}\n"
@@ -172,8 +180,11 @@ def run_all(args: argparse.Namespace) -> int:
     )
     edge_url_file = settings.data_dir / EDGE_URL_FILE
     edge_url_file.write_text(base + "\n")
+    factory = ALL_IN_ONE_FACTORY if _analytics_installed() else APP_FACTORY
+    if factory == APP_FACTORY:
+        print(f"note: {ANALYTICS_EXTRA}; running the edge without the click pipeline", flush=True)
     try:
-        serve(APP_FACTORY, args.host, args.port, 1, args.server)
+        serve(factory, args.host, args.port, 1, args.server)
     finally:
         edge_url_file.unlink(missing_ok=True)
         if embedded is not None:
@@ -186,6 +197,30 @@ def _running_edge_url(settings: Settings) -> str:
         return (settings.data_dir / EDGE_URL_FILE).read_text().strip()
     except FileNotFoundError:
         return "http://127.0.0.1:8000"
+
+
+def _analytics_installed() -> bool:
+    try:
+        import analytics.all_in_one  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_analytics(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if not _analytics_installed():
+        raise CliError(ANALYTICS_EXTRA)
+    if settings.clickhouse_url.startswith("chdb://") and not settings.redis_url:
+        url = running_url(settings.data_dir)
+        if url is not None:
+            raise CliError(f"`invite run` is using {settings.data_dir} (its analytics are on "
+                           "its own port): stop it, or set INVITE_DATA_DIR to another directory")
+        raise CliError("the embedded engine runs the batcher in this process, which reads the "
+                       "click stream: set INVITE_REDIS_URL=redis://host:6379/0")
+    # One process: the embedded engine's data dir admits no other.
+    serve(ANALYTICS_FACTORY, args.host, args.port, 1, "uvicorn")
+    return 0
 
 
 def migrate_schema() -> int:

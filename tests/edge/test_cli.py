@@ -40,11 +40,16 @@ def _invite(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     )
 
 
-@pytest.mark.parametrize("command", ["analytics", "ctrader"])
-def test_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path, command: str) -> None:
-    result = _invite(tmp_path, command)
+def test_ctrader_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path) -> None:
+    result = _invite(tmp_path, "ctrader", "partner", "get")
     assert result.returncode == 2
     assert "not built yet" in result.stderr
+
+
+def test_embedded_analytics_without_redis_says_what_to_set(tmp_path: Path) -> None:
+    result = _invite(tmp_path, "analytics")
+    assert result.returncode == 2
+    assert "INVITE_REDIS_URL" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -165,6 +170,14 @@ def test_invite_run_starts_a_private_redis_and_stops_it(tmp_path: Path) -> None:
         with redis.Redis.from_url(redis_url) as client:
             wait_for(lambda: len(stream_events(client)) == 1, what="the click in the stream")
             assert client.config_get("appendonly")["appendonly"] == "yes"
+
+        def in_analytics() -> bool:
+            summary = httpx.get(f"{url}/api/analytics/summary?partnerId=p-run",
+                                headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
+            return summary.status_code == 200 and summary.json()["humanClicks"] == 1
+
+        # The same process runs the batcher into the embedded engine and answers analytics.
+        wait_for(in_analytics, timeout=30, what="the click in the analytics summary")
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0].decode()
@@ -223,3 +236,39 @@ def test_batcher_moves_clicks_into_clickhouse_and_stops_on_sigterm(
     finally:
         client.close()
     assert rows == [(20, 20)]
+
+
+@pytest.mark.servers
+def test_invite_analytics_runs_the_batcher_and_the_api_in_one_process(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    port = free_port()
+    event = {"click_id": "01a20000-0000-7000-8000-000000000001", "ts": 1_795_500_000_000,
+             "code": "c", "kind": "person", "outcome": "credited", "partner_id": "p-an",
+             "ancestors": [], "user_agent": CHROME}
+    redis_client.xadd("invite:clicks", {"e": orjson.dumps(event)})
+    process = subprocess.Popen(
+        [*INVITE, "analytics", "--port", str(port)],
+        env=_env(tmp_path, INVITE_REDIS_URL=redis_server.url, INVITE_ADMIN_TOKEN="b" * 24),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def counted() -> bool:
+        try:
+            response = httpx.get(
+                f"{url}/api/analytics/summary?partnerId=p-an&from=2026-11-01&to=2026-12-01",
+                headers={"Authorization": "Bearer " + "b" * 24}, timeout=5,
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and response.json()["clicks"] == 1
+
+    try:
+        wait_for(counted, timeout=60, what="the click in the analytics of `invite analytics`")
+        assert httpx.get(f"{url}/readyz", timeout=5).json()["clickhouse"] == "ok"
+        assert httpx.get(f"{url}/dashboard", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output

@@ -1,0 +1,134 @@
+"""App factories that put the batcher and the analytics API in one process with the engine.
+
+The embedded engine (chDB) lets one process open its data dir, so the batcher and the API that
+reads it share a process: `invite run` adds both to the edge, `invite analytics` runs them alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from clickhouse_connect.driver.client import Client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from analytics.api import ClickHouseUnavailable, create_analytics_routes
+from analytics.batcher import run_batcher
+from analytics.clickhouse import open_clickhouse
+from analytics.schema import migrate
+from edge.app import EdgeApp, Extension, create_app
+from edge.config import Settings
+from edge.logs import configure_logging
+from edge.metrics import EdgeMetrics
+
+log = logging.getLogger("invite.analytics")
+
+BATCHER_STOP_S = 30.0
+
+
+def embedded(settings: Settings) -> bool:
+    return settings.clickhouse_url.startswith("chdb://")
+
+
+class SharedClient:
+    """The process's ClickHouse client, opened in the lifespan, handed to each question."""
+
+    def __init__(self) -> None:
+        self.client: Client | None = None
+
+    def __call__(self) -> Client:
+        if self.client is None:
+            raise ClickHouseUnavailable("ClickHouse is not open yet: retry in a moment")
+        return self.client
+
+
+def pipeline_lifespan(
+    settings: Settings, shared: SharedClient, *, run_pipeline: bool
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """Open the client (migrating an embedded engine) and, if asked, run the batcher beside."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = await asyncio.to_thread(open_clickhouse, settings.clickhouse_url)
+        if embedded(settings):
+            applied = await asyncio.to_thread(migrate, client)
+            if applied:
+                log.info("applied schema migrations %s", applied)
+        shared.client = client
+        stop = asyncio.Event()
+        batcher: asyncio.Task[object] | None = None
+        if run_pipeline:
+            metrics = getattr(app.state, "metrics", None)
+            batcher = asyncio.get_running_loop().create_task(run_batcher(
+                settings, consumer=settings.batcher_consumer,
+                batch_max_rows=settings.batcher_batch_rows,
+                flush_interval_s=settings.batcher_flush_ms / 1000,
+                max_deliveries=settings.batcher_max_deliveries,
+                claim_idle_ms=settings.batcher_claim_idle_ms,
+                partners_interval_s=settings.partners_sync_s, migrate_schema=False,
+                registry=metrics.registry if isinstance(metrics, EdgeMetrics) else None,
+                install_signal_handlers=False, stop=stop,
+            ), name="batcher")
+        try:
+            yield
+        finally:
+            stop.set()
+            if batcher is not None:
+                try:
+                    await asyncio.wait_for(batcher, BATCHER_STOP_S)
+                except TimeoutError:
+                    log.warning("the batcher did not stop within %.0f s; its unacknowledged "
+                                "clicks stay in the stream for the next start", BATCHER_STOP_S)
+            shared.client = None
+            await asyncio.to_thread(client.close)
+
+    return lifespan
+
+
+def create_all_in_one_app() -> EdgeApp:
+    """`invite run`: the edge, the batcher and the analytics API in one process."""
+    settings = Settings.from_env()
+    shared = SharedClient()
+    return create_app(settings, Extension(
+        routes=create_analytics_routes(settings, shared),
+        lifespan=pipeline_lifespan(settings, shared, run_pipeline=True),
+    ))
+
+
+def create_analytics_only_app() -> Starlette:
+    """`invite analytics`: the API, plus the batcher when the engine is embedded."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    shared = SharedClient()
+    lifespan = pipeline_lifespan(settings, shared, run_pipeline=embedded(settings))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await asyncio.to_thread(shared().query, "SELECT 1")
+        except Exception as exc:  # any failure means: not ready, and says which
+            return JSONResponse(
+                {"status": "unavailable", "clickhouse": f"unreachable ({type(exc).__name__})"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "clickhouse": "ok"})
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/dashboard", status_code=302)
+
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            *create_analytics_routes(settings, shared),
+        ],
+        lifespan=lifespan,
+    )
