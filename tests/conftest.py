@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 import redis
 import uvicorn
@@ -18,6 +19,12 @@ import uvicorn
 from edge.app import create_app
 from edge.config import Settings
 from edge.embedded_redis import find_redis_server, free_port
+
+# The machine running the suite is shared: timing-based health checks would make it flaky.
+hypothesis.settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("shared-machine")
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 HOOK_TOKEN = "hook-token-for-tests-0123456789"

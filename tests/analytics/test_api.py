@@ -18,7 +18,12 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from analytics.api import MAX_CONCURRENT_EXPORTS, create_analytics_app, create_analytics_routes
+from analytics.api import (
+    MAX_CONCURRENT_EXPORTS,
+    ClickHouseUnavailable,
+    create_analytics_app,
+    create_analytics_routes,
+)
 from analytics.clickhouse import Client
 from edge.config import Settings
 from edge.embedded_redis import free_port
@@ -472,3 +477,23 @@ class _WithoutTables:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return self._client.query(sql.replace("invite.", "invite.missing_"), parameters=parameters)
+
+
+def test_a_provider_without_a_client_yet_is_503_with_its_own_message(settings: Settings) -> None:
+    def not_open_yet() -> Client:
+        raise ClickHouseUnavailable("ClickHouse is not open yet: retry in a moment")
+
+    served = AnalyticsServer(settings, create_analytics_app(settings, not_open_yet))
+    try:
+        with served.admin() as http:
+            summary_response = http.get("/api/analytics/summary")
+            ready = http.get("/readyz")
+    finally:
+        served.stop()
+
+    assert summary_response.status_code == 503
+    assert summary_response.json()["error"] == {
+        "code": "clickhouse_unavailable",
+        "message": "ClickHouse is not open yet: retry in a moment",
+    }
+    assert ready.status_code == 503

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.enrich import (
@@ -193,6 +193,7 @@ json_values = st.recursive(
 )
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.dictionaries(st.sampled_from([name for name, _ in CLICK_COLUMNS]), json_values))
 def test_any_json_object_becomes_a_row_or_a_bad_event_never_a_crash(
     overrides: dict[str, Any],
