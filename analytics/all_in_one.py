@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable
 
 from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
-from analytics.api import ClickHouseUnavailable, create_analytics_routes
+from analytics.api import (
+    ClickHouseUnavailable,
+    create_analytics_app,
+    create_analytics_routes,
+)
 from analytics.batcher import run_batcher
 from analytics.clickhouse import open_clickhouse
 from analytics.schema import migrate
@@ -105,30 +106,8 @@ def create_analytics_only_app() -> Starlette:
     settings = Settings.from_env()
     configure_logging(settings.log_format)
     shared = SharedClient()
-    lifespan = pipeline_lifespan(settings, shared, run_pipeline=embedded(settings))
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> Response:
-        try:
-            await asyncio.to_thread(shared().query, "SELECT 1")
-        except Exception as exc:  # any failure means: not ready, and says which
-            return JSONResponse(
-                {"status": "unavailable", "clickhouse": f"unreachable ({type(exc).__name__})"},
-                status_code=503,
-            )
-        return JSONResponse({"status": "ready", "clickhouse": "ok"})
-
-    async def home(request: Request) -> Response:
-        return RedirectResponse("/dashboard", status_code=302)
-
-    return Starlette(
-        routes=[
-            Route("/", home),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            *create_analytics_routes(settings, shared),
-        ],
-        lifespan=lifespan,
+    app = create_analytics_app(settings, shared)
+    app.router.lifespan_context = pipeline_lifespan(
+        settings, shared, run_pipeline=embedded(settings)
     )
+    return app

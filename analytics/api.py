@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from analytics import queries
 from analytics.clickhouse import open_clickhouse, redact_url
 from analytics.queries import BreakdownRow, ClickFilter, SeriesPoint, Summary
+from edge.app import http_error_json
 from edge.config import Settings
 from edge.errors import Forbidden, InvalidInput, InviteError, Unauthorized
 from edge.partners import PARTNER_ID_PATTERN, TAG_PATTERN
@@ -501,16 +502,6 @@ def create_analytics_routes(
     return AnalyticsApi(settings, client_provider, factory).routes()
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(
-        {"error": {"code": code, "message": str(exc.detail)}},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
-
-
 def create_analytics_app(settings: Settings, client: Client | ClientProvider) -> Starlette:
     """The app of `invite analytics`: the analytics routes on one shared client, given as is or
     as a provider (one opened in a lifespan). The caller owns the client and closes it."""
@@ -539,5 +530,5 @@ def create_analytics_app(settings: Settings, client: Client | ClientProvider) ->
             Route("/readyz", readyz),
             *create_analytics_routes(settings, provider),
         ],
-        exception_handlers={HTTPException: _not_found},
+        exception_handlers={HTTPException: http_error_json},
     )

@@ -78,7 +78,8 @@ async def _invite_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.to_json(), status_code=exc.status)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def http_error_json(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (unknown route, wrong method) in the JSON error shape."""
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
@@ -204,7 +205,7 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
         ],
         exception_handlers={
             InviteError: _invite_error,
-            HTTPException: _http_error,
+            HTTPException: http_error_json,
             RedisError: _redis_error,
         },
         lifespan=lifespan,
