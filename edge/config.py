@@ -14,6 +14,9 @@ from edge.errors import ConfigError
 DEFAULT_REGISTRATION_URL = "http://127.0.0.1:8000/demo/register"
 COOKIE_NAME = "invite_ref"
 CLICK_STREAM = "invite:clicks"
+# Attributed registrations (and later funnel events), one JSON object in field `e`; the
+# batcher moves them into ClickHouse `conversions`. Its fields are a contract with analytics.
+CONVERSION_STREAM = "invite:conversions"
 
 # Group commit: a batch goes to Redis as soon as the previous one is acknowledged, or when it
 # holds this many clicks; a request waits for its batch's acknowledgement.
@@ -102,7 +105,7 @@ class Settings:
     public_url: str | None = None
     log_format: str = "text"
     ctrader_url: str | None = None
-    ctrader_token: str | None = None
+    ctrader_token: str | None = field(default=None, repr=False)
     ctrader_manager_login: str | None = None
     ctrader_manager_password: str | None = field(default=None, repr=False)
     broker_crm_name: str | None = None
@@ -114,6 +117,13 @@ class Settings:
     batcher_max_deliveries: int = 5
     batcher_claim_idle_ms: int = 60_000
     partners_sync_s: int = 60
+    hook_budget_ms: int = 2_000
+    ctrader_timeout_ms: int = 5_000
+    ctrader_attempts: int = 4
+    ctrader_backoff_ms: int = 200
+    ctrader_backoff_max_ms: int = 30_000
+    outbox_concurrency: int = 32
+    outbox_claim_idle_ms: int = 60_000
 
     @property
     def signing_secret(self) -> str:
@@ -173,6 +183,22 @@ class Settings:
         if log_format not in ("text", "json"):
             raise ConfigError(f"INVITE_LOG_FORMAT={log_format!r} must be 'text' or 'json'")
 
+        ctrader_url = (env.get("INVITE_CTRADER_URL") or "").rstrip("/") or None
+        if ctrader_url is not None:
+            parts = urlsplit(ctrader_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+                raise ConfigError(
+                    f"INVITE_CTRADER_URL={ctrader_url!r} must be an http(s) base URL "
+                    "like https://host:port"
+                )
+        manager_login = env.get("INVITE_CTRADER_MANAGER_LOGIN") or None
+        if manager_login is not None and not manager_login.isdigit():
+            raise ConfigError(f"INVITE_CTRADER_MANAGER_LOGIN={manager_login!r} is not a number")
+        if manager_login and not env.get("INVITE_CTRADER_MANAGER_PASSWORD"):
+            raise ConfigError(
+                "INVITE_CTRADER_MANAGER_LOGIN is set without INVITE_CTRADER_MANAGER_PASSWORD"
+            )
+
         return cls(
             data_dir=data_dir,
             redis_url=env.get("INVITE_REDIS_URL") or None,
@@ -194,9 +220,9 @@ class Settings:
             client_ip_header=(env.get("INVITE_CLIENT_IP_HEADER") or "").lower() or None,
             public_url=(env.get("INVITE_PUBLIC_URL") or "").rstrip("/") or None,
             log_format=log_format,
-            ctrader_url=env.get("INVITE_CTRADER_URL") or None,
+            ctrader_url=ctrader_url,
             ctrader_token=env.get("INVITE_CTRADER_TOKEN") or None,
-            ctrader_manager_login=env.get("INVITE_CTRADER_MANAGER_LOGIN") or None,
+            ctrader_manager_login=manager_login,
             ctrader_manager_password=env.get("INVITE_CTRADER_MANAGER_PASSWORD") or None,
             broker_crm_name=env.get("INVITE_BROKER_CRM_NAME") or None,
             ctrader_webhook_user=env.get("INVITE_CTRADER_WEBHOOK_USER") or None,
@@ -209,4 +235,15 @@ class Settings:
                 env, "INVITE_BATCHER_CLAIM_IDLE_MS", 60_000, 1_000, 86_400_000
             ),
             partners_sync_s=_int(env, "INVITE_PARTNERS_SYNC_S", 60, 1, 86_400),
+            hook_budget_ms=_int(env, "INVITE_HOOK_BUDGET_MS", 2_000, 0, 60_000),
+            ctrader_timeout_ms=_int(env, "INVITE_CTRADER_TIMEOUT_MS", 5_000, 10, 120_000),
+            ctrader_attempts=_int(env, "INVITE_CTRADER_ATTEMPTS", 4, 1, 20),
+            ctrader_backoff_ms=_int(env, "INVITE_CTRADER_BACKOFF_MS", 200, 1, 60_000),
+            ctrader_backoff_max_ms=_int(
+                env, "INVITE_CTRADER_BACKOFF_MAX_MS", 30_000, 1, 3_600_000
+            ),
+            outbox_concurrency=_int(env, "INVITE_OUTBOX_CONCURRENCY", 32, 1, 1024),
+            outbox_claim_idle_ms=_int(
+                env, "INVITE_OUTBOX_CLAIM_IDLE_MS", 60_000, 100, 86_400_000
+            ),
         )

@@ -7,7 +7,15 @@
     ├── Unauthorized     401   missing or wrong bearer token
     ├── Forbidden        403   a valid token outside its scope
     ├── NotFound         404   unknown partner, link or code
-    └── Conflict         409   the value is taken (an alias, a concurrent edit)
+    ├── Conflict         409   the value is taken (an alias, a concurrent edit)
+    └── CTraderError     502   the cTrader backend failed; carries its errorCode and description
+        ├── CTraderUnavailable   503   timeout, connection error or 5xx: retried
+        │   ├── CTraderRateLimited     REQUEST_FREQUENCY_EXCEEDED: retried later
+        │   ├── CTraderAuthFailed      CH_CLIENT_AUTH_FAILURE / CID_TOKEN_EXPIRED after a renewal
+        │   └── CTraderNotConfigured   INVITE_CTRADER_URL (or a token) is not set: work waits
+        └── CTraderRejected      502   any other 4xx (INVALID_REQUEST, …): final, a dead letter
+
+`retryable` tells an outbox whether to try again later or give the work up.
 """
 
 from __future__ import annotations
@@ -57,3 +65,39 @@ class NotFound(InviteError):
 class Conflict(InviteError):
     status = 409
     code = "conflict"
+
+
+class CTraderError(InviteError):
+    status = 502
+    code = "ctrader_error"
+    retryable = False
+
+    def __init__(
+        self, message: str, *, error_code: str = "", description: str = "", http_status: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.description = description
+        self.http_status = http_status
+
+
+class CTraderUnavailable(CTraderError):
+    status = 503
+    code = "ctrader_unavailable"
+    retryable = True
+
+
+class CTraderRateLimited(CTraderUnavailable):
+    code = "ctrader_rate_limited"
+
+
+class CTraderAuthFailed(CTraderUnavailable):
+    code = "ctrader_auth_failed"
+
+
+class CTraderNotConfigured(CTraderUnavailable):
+    code = "ctrader_not_configured"
+
+
+class CTraderRejected(CTraderError):
+    code = "ctrader_rejected"

@@ -19,6 +19,7 @@ import uvicorn
 from edge.app import create_app
 from edge.config import Settings
 from edge.embedded_redis import find_redis_server, free_port
+from tests.fake_ctrader import FakeCTrader
 
 # The machine running the suite is shared: timing-based health checks would make it flaky.
 hypothesis.settings.register_profile(
@@ -187,3 +188,26 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
+
+
+@pytest.fixture
+def fake_ctrader() -> Iterator[FakeCTrader]:
+    fake = FakeCTrader().start()
+    yield fake
+    fake.stop()
+
+
+def ctrader_env(fake: FakeCTrader, **overrides: str) -> dict[str, str]:
+    """Settings that point the edge at the fake cTrader, with test-sized backoff."""
+    env = {
+        "INVITE_CTRADER_URL": fake.url,
+        "INVITE_CTRADER_TOKEN": fake.fixed_token,
+        "INVITE_BROKER_CRM_NAME": fake.crm_name,
+        "INVITE_CTRADER_TIMEOUT_MS": "500",
+        "INVITE_CTRADER_ATTEMPTS": "3",
+        "INVITE_CTRADER_BACKOFF_MS": "10",
+        "INVITE_CTRADER_BACKOFF_MAX_MS": "100",
+        "INVITE_HOOK_BUDGET_MS": "2000",
+    }
+    env.update(overrides)
+    return env
