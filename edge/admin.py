@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -11,11 +11,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge.errors import BadRequest, Unauthorized
+from edge.config import Settings
+from edge.errors import BadRequest, InvalidInput, Unauthorized
+from edge.notify import SIGNATURE_HEADER, webhook_secret
+from edge.outbox import Outbox
 from edge.partners import PartnerRegistry, check_partner_id
 from edge.signing import TokenSigner, token_matches
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DEAD_LETTERS_SHOWN = 1000
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -28,13 +32,26 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def admin_only(endpoint: Endpoint) -> Endpoint:
-    async def guarded(request: Request) -> Response:
-        if not token_matches(bearer_token(request), request.app.state.settings.admin_tokens):
-            raise Unauthorized("the bearer token is not the admin token (INVITE_ADMIN_TOKEN)")
-        return await endpoint(request)
+def bearer_only(
+    accepted: Callable[[Settings], Iterable[str]], refusal: str
+) -> Callable[[Endpoint], Endpoint]:
+    """Guard an endpoint with one of the (rotating) bearer tokens `accepted` picks from Settings."""
 
-    return guarded
+    def guard(endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            if not token_matches(bearer_token(request), accepted(request.app.state.settings)):
+                raise Unauthorized(refusal)
+            return await endpoint(request)
+
+        return guarded
+
+    return guard
+
+
+admin_only = bearer_only(
+    lambda settings: settings.admin_tokens,
+    "the bearer token is not the admin token (INVITE_ADMIN_TOKEN)",
+)
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -97,10 +114,38 @@ async def issue_partner_token(request: Request) -> Response:
     return JSONResponse({"token": token, "partnerId": partner.partner_id}, status_code=201)
 
 
+@admin_only
+async def partner_webhook(request: Request) -> Response:
+    """What a partner needs to verify its notifications: the URL, the header, its secret."""
+    partner = await _registry(request).get(check_partner_id(request.path_params["partner_id"]))
+    settings: Settings = request.app.state.settings
+    return JSONResponse({
+        "partnerId": partner.partner_id,
+        "webhookUrl": partner.webhook_url,
+        "signatureHeader": SIGNATURE_HEADER,
+        "secret": webhook_secret(settings.signing_secret, partner.partner_id),
+    })
+
+
+@admin_only
+async def dead_letters(request: Request) -> Response:
+    """Outbox jobs given up on (cTrader or a webhook refused them), newest first."""
+    raw_limit = request.query_params.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_DEAD_LETTERS_SHOWN:
+        raise InvalidInput(f"limit must be a whole number 1..{MAX_DEAD_LETTERS_SHOWN}")
+    outbox: Outbox = request.app.state.outbox
+    return JSONResponse({
+        "queued": await outbox.queued(),
+        "deadLetters": await outbox.dead_letters(int(raw_limit)),
+    })
+
+
 routes = [
     Route("/api/partners/{partner_id}", put_partner, methods=["PUT"]),
     Route("/api/partners/{partner_id}", get_partner, methods=["GET"]),
     Route("/api/partners/{partner_id}/links", create_link, methods=["POST"]),
     Route("/api/partners/{partner_id}/tokens", issue_partner_token, methods=["POST"]),
     Route("/api/links/{code}", get_link, methods=["GET"]),
+    Route("/api/partners/{partner_id}/webhook", partner_webhook, methods=["GET"]),
+    Route("/api/ctrader/dead-letters", dead_letters, methods=["GET"]),
 ]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,17 +20,23 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge import admin, attribution
+from edge import admin, attribution, hooks
 from edge.attribution import AttributionCodec, attribution_context_app
+from edge.backoff import RetryPolicy
 from edge.clicks import ClickWriter
 from edge.config import CLICK_WRITE_TIMEOUT_S, SHUTDOWN_DRAIN_S, Settings
+from edge.ctrader import CTraderClient
 from edge.errors import ConfigError, InviteError
 from edge.links import DestinationPolicy
 from edge.logs import configure_logging
 from edge.metrics import CONTENT_TYPE_LATEST, EdgeMetrics
+from edge.notify import PartnerNotifier
+from edge.outbox import Outbox
 from edge.partners import PartnerRegistry
 from edge.redirect import RedirectHandler
 from edge.redis_client import open_redis
+from edge.referrals import ReferralResolver
+from edge.registrations import AssignmentSender, Registrations
 from edge.resolver import LinkResolver
 from edge.signing import TokenSigner
 from edge.spool import Spool
@@ -40,6 +47,8 @@ REGISTRY_TIMEOUT_S = 2.0
 HOT_PATH_TIMEOUT_S = 0.25
 READY_TIMEOUT_S = 1.0
 GC_THRESHOLDS = (50_000, 20, 100)
+HTTP_MAX_CONNECTIONS = 200
+WEBHOOK_TIMEOUT_S = 5.0
 DEMO_PAGE = Path(__file__).parent / "templates" / "register.html"
 
 
@@ -168,10 +177,20 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
         settings.registration_url,
     )
     attribution_codec = AttributionCodec(settings)
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=HTTP_MAX_CONNECTIONS))
+    ctrader = CTraderClient.from_settings(settings, http)
+    outbox = Outbox(
+        redis, ctrader.policy, concurrency=settings.outbox_concurrency,
+        claim_idle_ms=settings.outbox_claim_idle_ms, registry=edge_metrics.registry,
+    )
+    registrations = Registrations(redis, registry, outbox, ctrader)
+    outbox.register(AssignmentSender(ctrader), registrations.on_assignment_accepted)
+    outbox.register(PartnerNotifier(http, settings.signing_secret, _webhook_policy(ctrader.policy)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await writer.start()
+        await outbox.start()
         watcher = asyncio.get_running_loop().create_task(resolver.watch_changes())
         try:
             async with contextlib.AsyncExitStack() as extensions:
@@ -187,7 +206,9 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
                 yield
         finally:
             watcher.cancel()
+            await outbox.close(SHUTDOWN_DRAIN_S)
             await writer.close(SHUTDOWN_DRAIN_S)
+            await http.aclose()
             await asyncio.gather(watcher, return_exceptions=True)
             for client in (redis, hot_redis, click_redis, feed):
                 await client.aclose()
@@ -201,6 +222,7 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
             Route("/demo/register", demo_register),
             *admin.routes,
             *attribution.routes,
+            *hooks.routes,
             *extension.routes,
         ],
         exception_handlers={
@@ -218,10 +240,21 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
     rest.state.metrics = edge_metrics
     rest.state.attribution_codec = attribution_codec
     rest.state.partner_token_signer = TokenSigner("partner-api", settings.secrets)
+    rest.state.outbox = outbox
+    rest.state.registrations = registrations
+    rest.state.referral_resolver = ReferralResolver(
+        registry, attribution_codec, redis, settings.attribution_seconds * 1000
+    )
     redirect = RedirectHandler(settings, resolver, writer, attribution_codec, edge_metrics)
     return EdgeApp(
         redirect, attribution_context_app(settings, attribution_codec), rest, edge_metrics
     )
+
+
+def _webhook_policy(ctrader: RetryPolicy) -> RetryPolicy:
+    """Partners' webhooks get cTrader's retry schedule with a shorter wait for an answer."""
+    return RetryPolicy(ctrader.attempts, ctrader.base_s, ctrader.max_s,
+                       min(ctrader.timeout_s, WEBHOOK_TIMEOUT_S))
 
 
 def _redacted(url: str) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from edge.errors import InviteError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,8 @@ class RetryPolicy:
     @property
     def worst_case_s(self) -> float:
         """The longest one call may take with all its tries: a bound for leases."""
-        return self.attempts * (self.timeout_s + self.max_s)
+        waits = sum(min(self.max_s, self.base_s * 2.0**n) for n in range(self.attempts))
+        return float(self.attempts * self.timeout_s + waits)
 
 
 class Gate:
@@ -80,3 +88,29 @@ class Gate:
         self._probing = False
         self._retry_at = time.monotonic() + self._policy.delay(self._failures, floor_s)
         return shut
+
+
+async def with_retries(
+    policy: RetryPolicy,
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    not_here: tuple[type[InviteError], ...] = (),
+) -> T:
+    """`attempt()` until it succeeds, fails for good, or `policy.attempts` are spent.
+
+    Retryable InviteErrors are retried after a jittered backoff (at least the error's
+    `retry_after_s`); `not_here` names retryable errors left for the caller to retry later.
+    """
+    failures = 0
+    while True:
+        try:
+            return await attempt()
+        except InviteError as error:
+            failures += 1
+            if not error.retryable or isinstance(error, not_here):
+                raise
+            if failures >= policy.attempts:
+                error.message = f"{error.message} (gave up after {failures} tries)"
+                error.args = (error.message,)
+                raise
+            await asyncio.sleep(policy.delay(failures, getattr(error, "retry_after_s", 0.0)))

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from edge.backoff import RetryPolicy
+from edge.backoff import RetryPolicy, with_retries
 from edge.config import Settings
 from edge.errors import (
     CTraderAuthFailed,
@@ -110,11 +110,13 @@ def error_from_response(method: str, path: str, response: httpx.Response) -> CTr
         kind = CTraderUnavailable
     else:
         kind = CTraderRejected
-    return kind(message, error_code=error_code, description=description, http_status=status)
+    error = kind(message, error_code=error_code, description=description, http_status=status)
+    error.retry_after_s = retry_after_s(response)
+    return error
 
 
-def _retry_after_s(response: httpx.Response | None) -> float:
-    raw = response.headers.get("retry-after", "") if response is not None else ""
+def retry_after_s(response: httpx.Response) -> float:
+    raw = response.headers.get("retry-after", "")
     return float(raw) if raw.isdigit() else 0.0
 
 
@@ -258,50 +260,59 @@ class CTraderClient:
             raise CTraderNotConfigured(
                 f"cTrader is not configured: set {', '.join(self.missing_settings)}"
             )
-        failures = 0
         renewed = False
-        while True:
-            query = dict(params or {})
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal renewed
             token = await self._current_token() if signed else ""
-            if signed:
-                query["token"] = token
-            response: httpx.Response | None = None
             try:
-                response = await self._http.request(
-                    method, self._base_url + path, params=query,
-                    content=orjson.dumps(body) if body is not None else None,
-                    headers={"Content-Type": "application/json"} if body is not None else None,
-                    timeout=self.policy.timeout_s,
-                )
-            except httpx.TimeoutException:
-                error: CTraderError = CTraderUnavailable(
-                    f"cTrader {method} {path} did not answer within {self.policy.timeout_s:g} s"
-                )
-            except httpx.HTTPError as exc:
-                # str(exc) may hold the URL, token included: name the failure only.
-                error = CTraderUnavailable(f"cTrader {method} {path} failed: {type(exc).__name__}")
-            else:
-                if response.status_code < 400:
-                    return _json_object(response)
-                error = error_from_response(method, path, response)
-                if isinstance(error, CTraderAuthFailed) and signed and not renewed:
-                    renewed = True
-                    if await self._renew_token(token, error):
-                        continue
-            failures += 1
-            if isinstance(error, CTraderAuthFailed) and self._login is None:
-                error.message += (
-                    " (the Manager token was refused: set a valid INVITE_CTRADER_TOKEN, or "
-                    "INVITE_CTRADER_MANAGER_LOGIN/PASSWORD so that it is renewed)"
-                )
-                error.args = (error.message,)
-            if not error.retryable or isinstance(error, CTraderAuthFailed):
-                raise error
-            if failures >= self.policy.attempts:
-                error.message = f"{error.message} (gave up after {failures} tries)"
-                error.args = (error.message,)
-                raise error
-            await asyncio.sleep(self.policy.delay(failures, _retry_after_s(response)))
+                return await self._exchange(method, path, body, params, token)
+            except CTraderAuthFailed as error:
+                if not signed or renewed:
+                    raise
+                renewed = True
+                if not await self._renew_token(token, error):
+                    error.message += (
+                        " (the Manager token was refused: set a valid INVITE_CTRADER_TOKEN, or "
+                        "INVITE_CTRADER_MANAGER_LOGIN/PASSWORD so that it is renewed)"
+                    )
+                    error.args = (error.message,)
+                    raise
+                return await self._exchange(method, path, body, params, await self._current_token())
+
+        return await with_retries(self.policy, attempt, not_here=(CTraderAuthFailed,))
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        token: str,
+    ) -> dict[str, Any]:
+        """One request and its answer; a typed CTraderError for anything but success."""
+        query = dict(params or {})
+        if token:
+            query["token"] = token
+        try:
+            response = await self._http.request(
+                method, self._base_url + path, params=query,
+                content=orjson.dumps(body) if body is not None else None,
+                headers={"Content-Type": "application/json"} if body is not None else None,
+                timeout=self.policy.timeout_s,
+            )
+        except httpx.TimeoutException:
+            raise CTraderUnavailable(
+                f"cTrader {method} {path} did not answer within {self.policy.timeout_s:g} s"
+            ) from None
+        except httpx.HTTPError as exc:
+            # str(exc) may hold the URL, token included: name the failure only.
+            raise CTraderUnavailable(
+                f"cTrader {method} {path} failed: {type(exc).__name__}"
+            ) from None
+        if response.status_code >= 400:
+            raise error_from_response(method, path, response)
+        return _json_object(response)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

@@ -3,17 +3,23 @@
     InviteError
     ├── ConfigError            bad settings (the message names the variable)
     ├── InvalidInput     422   a request value broke a rule (the message names it)
+    │   ├── InvalidAttribution   a forged or expired token, an unknown or mismatched clickId
+    │   ├── UnknownPartner       the attribution names a partner the registry does not know
+    │   └── PartnerSuspended     the attribution names a suspended partner: not credited
     ├── BadRequest       400   the request body could not be read at all
     ├── Unauthorized     401   missing or wrong bearer token
     ├── Forbidden        403   a valid token outside its scope
     ├── NotFound         404   unknown partner, link or code
     ├── Conflict         409   the value is taken (an alias, a concurrent edit)
-    └── CTraderError     502   the cTrader backend failed; carries its errorCode and description
-        ├── CTraderUnavailable   503   timeout, connection error or 5xx: retried
-        │   ├── CTraderRateLimited     REQUEST_FREQUENCY_EXCEEDED: retried later
-        │   ├── CTraderAuthFailed      CH_CLIENT_AUTH_FAILURE / CID_TOKEN_EXPIRED after a renewal
-        │   └── CTraderNotConfigured   INVITE_CTRADER_URL (or a token) is not set: work waits
-        └── CTraderRejected      502   any other 4xx (INVALID_REQUEST, …): final, a dead letter
+    ├── CTraderError     502   the cTrader backend failed; carries its errorCode and description
+    │   ├── CTraderUnavailable   503   timeout, connection error or 5xx: retried
+    │   │   ├── CTraderRateLimited     REQUEST_FREQUENCY_EXCEEDED: retried later
+    │   │   ├── CTraderAuthFailed      CH_CLIENT_AUTH_FAILURE / CID_TOKEN_EXPIRED after a renewal
+    │   │   └── CTraderNotConfigured   INVITE_CTRADER_URL (or a token) is not set: work waits
+    │   └── CTraderRejected      502   any other 4xx (INVALID_REQUEST, …): final, a dead letter
+    └── WebhookError           a partner's webhook failed
+        ├── WebhookUnavailable       timeout, connection error, 5xx or 429: retried
+        └── WebhookRejected          any other 4xx: final, a dead letter
 
 `retryable` tells an outbox whether to try again later or give the work up.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 class InviteError(Exception):
     status = 500
     code = "internal_error"
+    retryable = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -40,6 +47,18 @@ class ConfigError(InviteError):
 class InvalidInput(InviteError):
     status = 422
     code = "invalid_input"
+
+
+class InvalidAttribution(InvalidInput):
+    code = "invalid_attribution"
+
+
+class UnknownPartner(InvalidInput):
+    code = "unknown_partner"
+
+
+class PartnerSuspended(InvalidInput):
+    code = "partner_suspended"
 
 
 class BadRequest(InviteError):
@@ -70,7 +89,6 @@ class Conflict(InviteError):
 class CTraderError(InviteError):
     status = 502
     code = "ctrader_error"
-    retryable = False
 
     def __init__(
         self, message: str, *, error_code: str = "", description: str = "", http_status: int = 0
@@ -79,6 +97,7 @@ class CTraderError(InviteError):
         self.error_code = error_code
         self.description = description
         self.http_status = http_status
+        self.retry_after_s = 0.0
 
 
 class CTraderUnavailable(CTraderError):
@@ -101,3 +120,21 @@ class CTraderNotConfigured(CTraderUnavailable):
 
 class CTraderRejected(CTraderError):
     code = "ctrader_rejected"
+
+
+class WebhookError(InviteError):
+    status = 502
+    code = "webhook_error"
+
+    def __init__(self, message: str, *, http_status: int = 0) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.retry_after_s = 0.0
+
+
+class WebhookUnavailable(WebhookError):
+    retryable = True
+
+
+class WebhookRejected(WebhookError):
+    pass

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from edge.errors import Conflict, InvalidInput, NotFound
 from edge.links import DestinationPolicy, LinkCodec, validate_alias
+from edge.notify import check_webhook_url
 
 PARTNER_TYPES = ("individual", "ib", "affiliate", "campaign")
 PARTNER_STATUSES = ("active", "suspended")
@@ -54,6 +55,11 @@ def alias_key(alias: str) -> str:
     return f"{_PREFIX}alias:{alias}"
 
 
+def ctid_user_key(user_id: int) -> str:
+    """The partner whose own cTrader ID user this is (cTrader's in-app invitations name it)."""
+    return f"{_PREFIX}ctid:{user_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Partner:
     partner_id: str
@@ -66,6 +72,8 @@ class Partner:
     ancestors: tuple[str, ...]  # root first, without the partner itself
     created_at: int
     updated_at: int
+    webhook_url: str | None = None
+    ctid_user_id: int | None = None
 
     @property
     def level(self) -> int:
@@ -85,6 +93,8 @@ class Partner:
             "destination": self.destination,
             "level": self.level,
             "ancestors": list(self.ancestors),
+            "webhookUrl": self.webhook_url,
+            "ctidUserId": self.ctid_user_id,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
@@ -102,6 +112,8 @@ class Partner:
             ancestors=tuple(orjson.loads(fields.get("ancestors") or "[]")),
             created_at=int(fields.get("created_at") or 0),
             updated_at=int(fields.get("updated_at") or 0),
+            webhook_url=fields.get("webhook_url") or None,
+            ctid_user_id=int(fields["ctid_user"]) if fields.get("ctid_user") else None,
         )
 
 
@@ -221,10 +233,16 @@ class PartnerRegistry:
         fields = await read_hash(self._redis, partner_key(partner_id))
         return Partner.from_hash(partner_id, fields) if fields else None
 
+    async def find_by_ctid_user(self, user_id: int) -> Partner | None:
+        partner_id = await self._redis.get(ctid_user_key(user_id))
+        return await self.find(str(partner_id)) if partner_id else None
+
     async def upsert(self, partner_id: str, body: dict[str, Any]) -> tuple[Partner, bool]:
         """Create or update a partner; returns it and whether it was created."""
         check_partner_id(partner_id)
-        unknown = set(body) - {"parentPartnerId", "name", "type", "status", "destination"}
+        unknown = set(body) - {
+            "parentPartnerId", "name", "type", "status", "destination", "webhookUrl", "ctidUserId"
+        }
         if unknown:
             raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
         partner_type = _choice(body, "type", PARTNER_TYPES)
@@ -237,6 +255,16 @@ class PartnerRegistry:
             if not isinstance(destination, str):
                 raise InvalidInput("destination must be a URL string")
             destination = self._destinations.check(destination)
+        webhook_url = body.get("webhookUrl")
+        if webhook_url is not None:
+            if not isinstance(webhook_url, str):
+                raise InvalidInput("webhookUrl must be an http(s) URL string or null")
+            webhook_url = check_webhook_url(webhook_url)
+        ctid_user = body.get("ctidUserId")
+        if ctid_user is not None and (
+            not isinstance(ctid_user, int) or isinstance(ctid_user, bool) or ctid_user < 1
+        ):
+            raise InvalidInput("ctidUserId must be a positive whole number (a cTrader ID userId)")
 
         # Hierarchy edits are rare and must not interleave (two re-parentings could build a cycle).
         async with self._redis.lock(_LOCK_KEY, timeout=30, blocking_timeout=10):
@@ -262,6 +290,15 @@ class PartnerRegistry:
                 fields["name"] = name
             if "destination" in body:
                 fields["destination"] = destination or ""
+            if "webhookUrl" in body:
+                fields["webhook_url"] = webhook_url or ""
+            old_ctid = existing.ctid_user_id if existing else None
+            if "ctidUserId" in body:
+                fields["ctid_user"] = str(ctid_user or "")
+                if ctid_user is not None and ctid_user != old_ctid:
+                    holder = await self._redis.get(ctid_user_key(ctid_user))
+                    if holder and holder != partner_id:
+                        raise Conflict(f"ctidUserId {ctid_user} belongs to partner {holder!r}")
             if existing is None:
                 fields["num"] = str(await self._redis.incr(_PARTNER_SEQ))
                 fields["created_at"] = str(now)
@@ -269,6 +306,11 @@ class PartnerRegistry:
                 pipe.hset(partner_key(partner_id), mapping=dict[Any, Any](fields))
                 if existing is None:
                     pipe.hset(_PARTNER_BY_NUM, fields["num"], partner_id)
+                if "ctidUserId" in body and ctid_user != old_ctid:
+                    if old_ctid is not None:
+                        pipe.delete(ctid_user_key(old_ctid))
+                    if ctid_user is not None:
+                        pipe.set(ctid_user_key(ctid_user), partner_id)
                 old_parent = existing.parent_id if existing else None
                 if old_parent != (parent_id or None):
                     if old_parent:
