@@ -42,6 +42,7 @@ SCAN_INTERVAL_S = 0.5
 READ_BLOCK_MS = 250
 PAGE = 100
 LEASE_MARGIN_S = 5.0
+ACCEPT_LEASE_MS = 10_000
 STALE_CONSUMER_MS = 86_400_000
 DONE, QUEUED, DEAD = "done", "queued", "dead"
 
@@ -55,7 +56,7 @@ end
 local id = redis.call('XADD', KEYS[2], '*', 'kind', ARGV[1], 'key', ARGV[2], 'job', ARGV[3])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'entry', id, 'created_at', ARGV[4], 'attempts', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[6]) end
+redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[6])
 return {1, 'queued', id, ''}
 """
 # KEYS: job, stream, lease, dead letters. ARGV: state, entry, owner, now, group, dead letter.
@@ -203,8 +204,9 @@ class Outbox:
         owner = secrets.token_hex(8)
         created, state, entry_id, error = await self._enqueue(
             keys=[job_key(job.key), STREAM, lease_key(job.key)],
+            # The lease keeps workers off the job while it is accepted (and sent, if inline).
             args=[job.kind, job.key, orjson.dumps(job.payload), _now_ms(), IDEMPOTENCY_TTL_S,
-                  self._lease_ms if inline else 0, owner],
+                  self._lease_ms if inline else ACCEPT_LEASE_MS, owner],
         )
         if not int(created):
             running = self._inflight.get(job.key)
@@ -213,6 +215,8 @@ class Outbox:
             return Outcome(str(state), True, orjson.loads(error) if error else None)
         await self._accept(job)
         if not inline or destination is None:
+            await self._release_script(keys=[lease_key(job.key)], args=[owner])
+            self._rescan.set()
             return Outcome(QUEUED)
         delivery = self._spawn(self._deliver(job, str(entry_id), owner, sender, destination))
         return await _within(delivery, budget_s, duplicate=False)
