@@ -9,14 +9,25 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+import httpx
 import orjson
 
+from edge.backoff import RetryPolicy
 from edge.config import Settings
+from edge.ctrader import CTraderClient, CTraderUser
 from edge.embedded_redis import EmbeddedRedis, running_url
-from edge.errors import ConfigError, InviteError
+from edge.errors import (
+    ConfigError,
+    CTraderAuthFailed,
+    CTraderError,
+    CTraderNotConfigured,
+    CTraderUnavailable,
+    InviteError,
+)
 from edge.links import DestinationPolicy
 from edge.logs import configure_logging
-from edge.partners import PARTNER_TYPES, PartnerRegistry
+from edge.outbox import Outbox
+from edge.partners import PARTNER_TYPES, PartnerRegistry, check_partner_id
 from edge.redis_client import open_redis
 from edge.server import SERVERS, serve
 
@@ -100,9 +111,47 @@ def build_parser() -> Parser:
     create.add_argument("--base-url", default=None,
                         help="public base URL printed in the link (default INVITE_PUBLIC_URL)")
 
-    ctrader = commands.add_parser("ctrader", help="cTrader partner assignments (not built yet)")
-    ctrader.add_argument("rest", nargs=argparse.REMAINDER)
+    _ctrader_commands(commands)
     return parser
+
+
+def _positive_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _partner_id(text: str) -> str:
+    try:
+        return check_partner_id(text)
+    except InviteError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _ctrader_commands(commands: Any) -> None:
+    ctrader = commands.add_parser(
+        "ctrader", help="the partner identifier of cTrader ID users; the outbox's dead letters"
+    )
+    ctrader_cmds = ctrader.add_subparsers(dest="action", required=True, parser_class=Parser)
+    partner = ctrader_cmds.add_parser(
+        "partner", help="set, read or delete a user's partnerId in cTrader"
+    )
+    partner_cmds = partner.add_subparsers(dest="operation", required=True, parser_class=Parser)
+    for operation, what in (("set", "assign a partner to a user"),
+                            ("get", "show the user's partner"),
+                            ("delete", "remove the user's partner")):
+        sub = partner_cmds.add_parser(operation, help=what)
+        user = sub.add_mutually_exclusive_group(required=True)
+        user.add_argument("--user-id", type=_positive_id, help="cTrader ID userId")
+        user.add_argument("--ctid-trader-account-id", type=_positive_id,
+                          help="a trading account of the user")
+        if operation == "set":
+            sub.add_argument("--partner-id", type=_partner_id, required=True,
+                             help="the partnerId to assign")
+    dead = ctrader_cmds.add_parser(
+        "dead-letters", help="outbox jobs cTrader or a webhook refused, newest first"
+    )
+    dead.add_argument("--limit", type=_positive_id, default=20, help="how many (default 20)")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -124,9 +173,10 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command in NOT_BUILT:
         print(f"invite {args.command}: {NOT_BUILT[args.command]} is not built yet", file=sys.stderr)
         return 2
+    if args.command == "ctrader" and args.action == "partner":
+        return asyncio.run(ctrader_partner_command(args))
     if args.command == "ctrader":
-        print("invite ctrader: cTrader partner commands are not built yet", file=sys.stderr)
-        return 2
+        return asyncio.run(dead_letters_command(args))
     if args.command == "run":
         return run_all(args)
     if args.command == "migrate":
@@ -274,13 +324,65 @@ def run_batcher_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def registry_command(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+def _redis_url(settings: Settings) -> str:
     url = settings.redis_url or running_url(settings.data_dir)
     if url is None:
         raise CliError("no Redis to talk to: start `invite run` first (it starts one), "
                        "or set INVITE_REDIS_URL")
-    redis = open_redis(url, timeout_s=5.0)
+    return url
+
+
+def _print_json(result: Any) -> None:
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
+async def ctrader_partner_command(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    user = CTraderUser(args.user_id, args.ctid_trader_account_id)
+    async with httpx.AsyncClient() as http:
+        client = CTraderClient.from_settings(settings, http)
+        try:
+            if args.operation == "set":
+                await client.set_partner(user, args.partner_id)
+                result: dict[str, Any] = {**user.fields(), "partnerId": args.partner_id}
+            elif args.operation == "get":
+                result = await client.get_partner(user)
+            else:
+                await client.delete_partner(user)
+                result = {**user.fields(), "partnerId": None}
+        except CTraderError as exc:
+            print(f"invite: {exc.message}; {_what_to_do(exc)}", file=sys.stderr)
+            return 1
+    _print_json(result)
+    return 0
+
+
+def _what_to_do(error: CTraderError) -> str:
+    if isinstance(error, CTraderNotConfigured):
+        return "set the variables named and run the command again"
+    if isinstance(error, CTraderAuthFailed):
+        return "check INVITE_CTRADER_TOKEN or INVITE_CTRADER_MANAGER_LOGIN/PASSWORD"
+    if isinstance(error, CTraderUnavailable):
+        return "cTrader is unreachable or busy: run the command again in a while"
+    return "check the user id and INVITE_BROKER_CRM_NAME; cTrader will not accept this as is"
+
+
+async def dead_letters_command(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    redis = open_redis(_redis_url(settings), timeout_s=5.0)
+    try:
+        outbox = Outbox(redis, RetryPolicy())
+        result = {"queued": await outbox.queued(),
+                  "deadLetters": await outbox.dead_letters(args.limit)}
+    finally:
+        await redis.aclose()
+    _print_json(result)
+    return 0
+
+
+async def registry_command(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    redis = open_redis(_redis_url(settings), timeout_s=5.0)
     registry = PartnerRegistry(
         redis, settings.signing_secret, DestinationPolicy(settings.allowed_destinations)
     )
@@ -305,5 +407,5 @@ async def registry_command(args: argparse.Namespace) -> int:
             result = link.to_json(base.rstrip("/"))
     finally:
         await redis.aclose()
-    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    _print_json(result)
     return 0

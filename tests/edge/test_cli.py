@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from edge.embedded_redis import free_port
-from tests.conftest import SECRET, RedisServer, stream_events, wait_for
+from tests.conftest import SECRET, RedisServer, ctrader_env, stream_events, wait_for
+from tests.fake_ctrader import FakeCTrader
 from tests.edge.test_clicks import CHROME, Traffic, _assert_each_answered_click_once
 
 INVITE = [sys.executable, "-m", "edge"]
@@ -40,10 +41,60 @@ def _invite(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     )
 
 
-def test_ctrader_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path) -> None:
-    result = _invite(tmp_path, "ctrader", "partner", "get")
+def _ctrader(tmp_path: Path, fake: FakeCTrader, *args: str) -> subprocess.CompletedProcess[str]:
+    return _invite(tmp_path, "ctrader", "partner", *args, **ctrader_env(fake))
+
+
+def test_ctrader_partner_set_get_delete(tmp_path: Path, fake_ctrader: FakeCTrader) -> None:
+    user_id = fake_ctrader.add_user()
+    user = ["--user-id", str(user_id)]
+    assigned = _ctrader(tmp_path, fake_ctrader, "set", *user, "--partner-id", "ib-7")
+    assert assigned.returncode == 0, assigned.stderr
+    assert orjson.loads(assigned.stdout) == {"userId": user_id, "partnerId": "ib-7"}
+    shown = _ctrader(tmp_path, fake_ctrader, "get", *user)
+    assert orjson.loads(shown.stdout)["partnerId"] == "ib-7"
+    assert _ctrader(tmp_path, fake_ctrader, "delete", *user).returncode == 0
+    assert user_id not in fake_ctrader.referrals
+
+
+@pytest.mark.parametrize("args", [
+    ["set", "--user-id", "5"], ["get"], ["get", "--user-id", "x"],
+    ["get", "--user-id", "5", "--ctid-trader-account-id", "6"],
+    ["set", "--user-id", "5", "--partner-id", "bad id"],
+], ids=["no-partner", "no-user", "not-a-number", "two-users", "bad-partner"])
+def test_ctrader_partner_bad_arguments_exit_2(
+    tmp_path: Path, fake_ctrader: FakeCTrader, args: list[str]
+) -> None:
+    result = _ctrader(tmp_path, fake_ctrader, *args)
     assert result.returncode == 2
-    assert "not built yet" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ctrader_refusal_exits_1_saying_what_to_do(
+    tmp_path: Path, fake_ctrader: FakeCTrader
+) -> None:
+    result = _ctrader(tmp_path, fake_ctrader, "set", "--user-id", "999", "--partner-id", "p")
+    assert result.returncode == 1
+    assert "INVALID_REQUEST" in result.stderr
+    assert "check the user id" in result.stderr
+    assert fake_ctrader.fixed_token not in result.stderr
+
+
+def test_ctrader_without_settings_names_them(tmp_path: Path) -> None:
+    result = _invite(tmp_path, "ctrader", "partner", "get", "--user-id", "5")
+    assert result.returncode == 1
+    assert "INVITE_CTRADER_URL" in result.stderr
+
+
+def test_ctrader_dead_letters_lists_what_was_given_up(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    letter = {"kind": "assignment", "key": "assign:u:1:p", "error": {"code": "ctrader_rejected"}}
+    redis_client.xadd("invite:{outbox}:dead", {"e": orjson.dumps(letter)})
+    result = _invite(tmp_path, "ctrader", "dead-letters", INVITE_REDIS_URL=redis_server.url)
+    assert result.returncode == 0, result.stderr
+    [shown] = orjson.loads(result.stdout)["deadLetters"]
+    assert shown["key"] == "assign:u:1:p"
 
 
 def test_embedded_analytics_without_redis_says_what_to_set(tmp_path: Path) -> None:
@@ -65,7 +116,8 @@ def test_bad_arguments_exit_2_with_one_clear_line(tmp_path: Path, args: list[str
 
 def test_every_command_has_help(tmp_path: Path) -> None:
     for args in (["--help"], ["run", "--help"], ["edge", "--help"], ["partner", "add", "--help"],
-                 ["link", "create", "--help"]):
+                 ["link", "create", "--help"], ["ctrader", "partner", "set", "--help"],
+                 ["ctrader", "dead-letters", "--help"]):
         assert _invite(tmp_path, *args).returncode == 0
 
 
