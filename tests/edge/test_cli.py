@@ -16,8 +16,8 @@ import redis
 
 from edge.embedded_redis import free_port
 from tests.conftest import SECRET, RedisServer, ctrader_env, stream_events, wait_for
-from tests.fake_ctrader import FakeCTrader
 from tests.edge.test_clicks import CHROME, Traffic, _assert_each_answered_click_once
+from tests.fake_ctrader import FakeCTrader
 
 INVITE = [sys.executable, "-m", "edge"]
 
