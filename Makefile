@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test check bench-edge bench-pipeline bench-queries clean
+.PHONY: install run test check bench-edge bench-pipeline bench-queries bench-hooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-pipeline: install
 
 bench-queries: install
 	$(BIN)/python -m loadtests.bench_queries
+
+bench-hooks: install
+	$(BIN)/python -m loadtests.bench_hooks
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

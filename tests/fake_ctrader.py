@@ -2,7 +2,9 @@
 
 It runs under uvicorn in a thread (tests and loadtests share it). Tell it to fail with
 `fail("500"|"timeout"|"rate_limit"|"invalid"|"expired", times=n)`, slow it with `delay_s`, take it
-down with `down = True`; `calls` records what it received.
+down with `down = True`; `calls` records what it received. `python -m tests.fake_ctrader` runs it
+as a process of its own (the benchmark does), steered by `POST /_fake/state` and read by
+`GET /_fake/stats`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class FakeCTrader:
     managers: dict[int, str] = field(default_factory=lambda: {1001: "manager-password"})
     delay_s: float = 0.0
     down: bool = False
+    accept_any_user: bool = False  # the benchmark's users are not created one by one
+    record_calls: bool = True
     port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
@@ -68,10 +72,13 @@ class FakeCTrader:
         self._lock = threading.Lock()
         self._next_user = 50_000
         self._next_account = 7_000_000
+        self.assigned = 0
         app = Starlette(routes=[
             Route("/cid/oauth2/ctid/create", self._create, methods=["POST"]),
             Route("/cid/oauth2/ctid/referral", self._referral, methods=["PUT", "GET", "DELETE"]),
             Route("/v2/webserv/managers/token", self._manager_token, methods=["POST"]),
+            Route("/_fake/state", self._set_state, methods=["POST"]),
+            Route("/_fake/stats", self._stats, methods=["GET"]),
         ])
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
@@ -92,6 +99,10 @@ class FakeCTrader:
                 raise RuntimeError("the fake cTrader did not start")
             time.sleep(0.01)
         return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until SIGINT or SIGTERM (a process of its own)."""
+        self._server.run()
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -143,7 +154,8 @@ class FakeCTrader:
         call = Call(request.method, request.url.path, dict(request.query_params), body,
                     time.monotonic())
         with self._lock:
-            self.calls.append(call)
+            if self.record_calls:
+                self.calls.append(call)
             fault = self._take_fault(call.path)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -185,7 +197,7 @@ class FakeCTrader:
         try:
             if fields.get("userId") not in (None, ""):
                 user_id = int(fields["userId"])
-                return user_id if user_id in self.users else None
+                return user_id if user_id in self.users or self.accept_any_user else None
             if fields.get("ctidTraderAccountId") not in (None, ""):
                 return self.accounts.get(int(fields["ctidTraderAccountId"]))
         except (TypeError, ValueError):
@@ -227,6 +239,7 @@ class FakeCTrader:
                 return error(400, "INVALID_REQUEST", "partnerId is required")
             with self._lock:
                 self.referrals[user_id] = partner_id
+                self.assigned += 1
             return Response(status_code=200)
         if request.method == "DELETE":
             with self._lock:
@@ -251,3 +264,33 @@ class FakeCTrader:
         with self._lock:
             self.issued_tokens.add(token)
         return JSONResponse({"webservToken": token})
+
+    async def _set_state(self, request: Request) -> Response:
+        state = orjson.loads(await request.body())
+        self.down = bool(state.get("down", self.down))
+        self.delay_s = float(state.get("delay_ms", self.delay_s * 1000)) / 1000
+        return await self._stats(request)
+
+    async def _stats(self, request: Request) -> Response:
+        with self._lock:
+            return JSONResponse({
+                "down": self.down, "delayMs": self.delay_s * 1000, "assigned": self.assigned,
+                "users": len(self.referrals),
+            })
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="a fake cTrader backend on loopback")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--accept-any-user", action="store_true")
+    args = parser.parse_args()
+    fake = FakeCTrader(delay_s=args.delay_ms / 1000, accept_any_user=args.accept_any_user,
+                       record_calls=False, port=args.port)
+    fake.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
