@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -43,9 +42,10 @@ from loadtests.processes import (
     wait_until,
 )
 from loadtests.servers import ROOT, venv_script
+from tests.fake_ctrader import FakeCTrader
 
-CRM = "test-broker"
-FAKE_TOKEN = "fixed-manager-token-0123456789"
+CRM = FakeCTrader.crm_name
+FAKE_TOKEN = FakeCTrader.fixed_token
 PARTNER_ID = "ib-bench"
 
 
