@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from edge.errors import InviteError
+from edge.errors import InviteError, UpstreamError
 
 T = TypeVar("T")
 
@@ -113,4 +113,5 @@ async def with_retries(
                 error.message = f"{error.message} (gave up after {failures} tries)"
                 error.args = (error.message,)
                 raise
-            await asyncio.sleep(policy.delay(failures, getattr(error, "retry_after_s", 0.0)))
+            floor_s = error.retry_after_s if isinstance(error, UpstreamError) else 0.0
+            await asyncio.sleep(policy.delay(failures, floor_s))

@@ -11,15 +11,16 @@
     ├── Forbidden        403   a valid token outside its scope
     ├── NotFound         404   unknown partner, link or code
     ├── Conflict         409   the value is taken (an alias, a concurrent edit)
-    ├── CTraderError     502   the cTrader backend failed; carries its errorCode and description
-    │   ├── CTraderUnavailable   503   timeout, connection error or 5xx: retried
-    │   │   ├── CTraderRateLimited     REQUEST_FREQUENCY_EXCEEDED: retried later
-    │   │   ├── CTraderAuthFailed      CH_CLIENT_AUTH_FAILURE / CID_TOKEN_EXPIRED after a renewal
-    │   │   └── CTraderNotConfigured   INVITE_CTRADER_URL (or a token) is not set: work waits
-    │   └── CTraderRejected      502   any other 4xx (INVALID_REQUEST, …): final, a dead letter
-    └── WebhookError           a partner's webhook failed
-        ├── WebhookUnavailable       timeout, connection error, 5xx or 429: retried
-        └── WebhookRejected          any other 4xx: final, a dead letter
+    └── UpstreamError    502   a backend failed; carries its errorCode, description, status
+        ├── CTraderError             the cTrader backend
+        │   ├── CTraderUnavailable   503   timeout, connection error or 5xx: retried
+        │   │   ├── CTraderRateLimited     REQUEST_FREQUENCY_EXCEEDED: retried later
+        │   │   ├── CTraderAuthFailed      CH_CLIENT_AUTH_FAILURE / CID_TOKEN_EXPIRED
+        │   │   └── CTraderNotConfigured   INVITE_CTRADER_URL (or a token) unset: work waits
+        │   └── CTraderRejected            any other 4xx (INVALID_REQUEST, …): a dead letter
+        └── WebhookError             a partner's webhook
+            ├── WebhookUnavailable         timeout, connection error, 5xx or 429: retried
+            └── WebhookRejected            any other 4xx: a dead letter
 
 `retryable` tells an outbox whether to try again later or give the work up.
 """
@@ -86,9 +87,11 @@ class Conflict(InviteError):
     code = "conflict"
 
 
-class CTraderError(InviteError):
+class UpstreamError(InviteError):
+    """A backend the edge calls failed; what it answered, for dead letters and operators."""
+
     status = 502
-    code = "ctrader_error"
+    code = "upstream_error"
 
     def __init__(
         self, message: str, *, error_code: str = "", description: str = "", http_status: int = 0
@@ -97,7 +100,11 @@ class CTraderError(InviteError):
         self.error_code = error_code
         self.description = description
         self.http_status = http_status
-        self.retry_after_s = 0.0
+        self.retry_after_s = 0.0  # a Retry-After the backend sent
+
+
+class CTraderError(UpstreamError):
+    code = "ctrader_error"
 
 
 class CTraderUnavailable(CTraderError):
@@ -122,14 +129,8 @@ class CTraderRejected(CTraderError):
     code = "ctrader_rejected"
 
 
-class WebhookError(InviteError):
-    status = 502
+class WebhookError(UpstreamError):
     code = "webhook_error"
-
-    def __init__(self, message: str, *, http_status: int = 0) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.retry_after_s = 0.0
 
 
 class WebhookUnavailable(WebhookError):

@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from edge.backoff import Gate, RetryPolicy
-from edge.errors import InviteError
+from edge.errors import InviteError, UpstreamError
 
 log = logging.getLogger("invite.outbox")
 
@@ -139,13 +139,13 @@ def dead_letter(job: Job, entry_id: str, exc: BaseException, attempts: int) -> d
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, InviteError):
+    if isinstance(exc, UpstreamError):
         return {
-            "code": exc.code, "message": exc.message,
-            "errorCode": getattr(exc, "error_code", ""),
-            "description": getattr(exc, "description", ""),
-            "httpStatus": getattr(exc, "http_status", 0),
+            "code": exc.code, "message": exc.message, "errorCode": exc.error_code,
+            "description": exc.description, "httpStatus": exc.http_status,
         }
+    if isinstance(exc, InviteError):
+        return {"code": exc.code, "message": exc.message}
     return {"code": "internal_error", "message": type(exc).__name__}
 
 
@@ -173,6 +173,7 @@ class Outbox:
         self._worker: asyncio.Task[None] | None = None
         self._rescan = asyncio.Event()
         self._group_ready = False
+        self._stopping = False
         self._enqueue = redis.register_script(_ENQUEUE)
         self._finish_script = redis.register_script(_FINISH)
         self._release_script = redis.register_script(_RELEASE)
@@ -235,14 +236,17 @@ class Outbox:
 
     async def close(self, deadline_s: float) -> None:
         """Stop taking work, let what is in flight finish within the deadline, cancel the rest."""
+        self._stopping = True
         if self._worker is not None:
             self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+            # Bounded: a cancellation that meets a socket timeout can come out as TimeoutError.
+            await asyncio.wait({self._worker}, timeout=deadline_s)
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=deadline_s)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                await asyncio.wait(late, timeout=1.0)
 
     # Sending.
 
@@ -314,7 +318,7 @@ class Outbox:
     async def _run(self) -> None:
         failing = False
         next_scan = 0.0
-        while True:
+        while not self._stopping:
             try:
                 if not self._group_ready:
                     await self._create_group()
@@ -325,11 +329,13 @@ class Outbox:
                     next_scan = time.monotonic() + SCAN_INTERVAL_S
                 await self._read_new()
                 if failing:
-                    log.info("the outbox worker reaches Redis again")
+                    log.info("the outbox worker's Redis calls work again")
                     failing = False
             except (RedisError, OSError) as exc:
+                if self._stopping:
+                    return
                 if not failing:
-                    log.warning("the outbox worker cannot reach Redis (%s); retrying",
+                    log.warning("the outbox worker's Redis calls fail (%s); retrying",
                                 type(exc).__name__)
                     failing = True
                 self._group_ready = False  # a Redis that lost its data lost the group too

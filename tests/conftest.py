@@ -203,7 +203,7 @@ def ctrader_env(fake: FakeCTrader, **overrides: str) -> dict[str, str]:
         "INVITE_CTRADER_URL": fake.url,
         "INVITE_CTRADER_TOKEN": fake.fixed_token,
         "INVITE_BROKER_CRM_NAME": fake.crm_name,
-        "INVITE_CTRADER_TIMEOUT_MS": "500",
+        "INVITE_CTRADER_TIMEOUT_MS": "3000",  # no timeouts on a loaded machine
         "INVITE_CTRADER_ATTEMPTS": "3",
         "INVITE_CTRADER_BACKOFF_MS": "10",
         "INVITE_CTRADER_BACKOFF_MAX_MS": "100",
