@@ -78,6 +78,8 @@ _INSERT_SETTINGS = {
     "insert_deduplicate": 1,
     # A retried insert whose first attempt reached `clicks` must not add to the views either.
     "deduplicate_blocks_in_dependent_materialized_views": 1,
+    # `clicks` is partitioned by day: a stream that held a long outage's clicks spans many.
+    "max_partitions_per_insert_block": 0,
 }
 _COLUMN_NAMES = [name for name, _ in CLICK_COLUMNS]
 _COLUMN_TYPES = [type_name for _, type_name in CLICK_COLUMNS]

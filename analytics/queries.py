@@ -14,6 +14,8 @@ from typing import IO, Any, Final, cast
 
 from clickhouse_connect.driver.client import Client
 
+from analytics import rollups
+from analytics.rollups import Conditions, Source
 from analytics.schema import DATABASE
 from edge.errors import InvalidInput
 
@@ -28,16 +30,14 @@ QUERY_TIMEOUT_S: Final = 30
 EXPORT_TIMEOUT_S: Final = 3600
 CSV_CHUNK_BYTES: Final = 256 * 1024
 
-# FINAL collapses ReplacingMergeTree copies of a click that background merges have not merged
-# yet: cheaper than uniqExact(click_id) (docs/benchmarks.md, "Queries"). Copies of a click are
-# the same edge event replayed, so they share `ts`, hence the partition: no need to merge across
-# partitions. The settings ride in the statement's own SETTINGS clause: given per call, chDB's
-# raw_stream would read the whole export into memory before the first byte.
-_READ_SETTINGS: Final = "do_not_merge_across_partitions_select_final = 1"
-QUERY_SETTINGS: Final = f" SETTINGS {_READ_SETTINGS}, max_execution_time = {QUERY_TIMEOUT_S}"
-EXPORT_SETTINGS: Final = f" SETTINGS {_READ_SETTINGS}, max_execution_time = {EXPORT_TIMEOUT_S}"
+# The settings ride in the statement's own SETTINGS clause: given per call, chDB's raw_stream
+# would read the whole export into memory before the first byte.
+QUERY_SETTINGS: Final = f" SETTINGS {rollups.RAW_SETTINGS}, max_execution_time = {QUERY_TIMEOUT_S}"
+EXPORT_SETTINGS: Final = (
+    f" SETTINGS {rollups.RAW_SETTINGS}, max_execution_time = {EXPORT_TIMEOUT_S}"
+)
 
-INTERVALS: Final = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+INTERVALS: Final = {"hour": rollups.HOUR, "day": rollups.DAY}
 _BUCKET_FUNCTIONS: Final = {"hour": "toStartOfHour", "day": "toStartOfDay"}
 # API name → column. Registrations carry only partner and campaign, so only those two
 # breakdowns report registrations.
@@ -51,6 +51,11 @@ DIMENSIONS: Final = {
     "partner": "partner_id",
 }
 _CONVERSION_DIMENSIONS: Final = frozenset({"campaign", "partner_id"})
+# Column → `dimension` in clicks_breakdown_daily (schema.BREAKDOWN_DIMENSIONS).
+_VIEW_DIMENSIONS: Final = {
+    "country": "country", "device": "device", "os": "os", "browser": "browser",
+    "referer_host": "referrer",
+}
 
 CSV_COLUMNS: Final = (
     "click_id", "ts", "partner_id", "ancestors", "campaign", "sub_id", "code", "kind",
@@ -60,7 +65,6 @@ CSV_COLUMNS: Final = (
 _CSV_EXPRESSIONS: Final = {"ancestors": "arrayStringConcat(ancestors, '>')"}
 
 _CREDITED: Final = "outcome = 'credited'"
-_HUMAN: Final = "outcome = 'credited' AND is_human = 1"
 
 
 @dataclass(frozen=True)
@@ -173,10 +177,11 @@ def _in_partner(param: str, include_downline: bool) -> str:
     return f"partner_id = {{{param}:String}}"
 
 
-def _where(f: ClickFilter, *extra: str) -> tuple[str, dict[str, Any]]:
-    """The filter as a WHERE clause valid on both clicks and conversions, with its parameters."""
-    conditions = ["ts >= {start:DateTime64(3, 'UTC')}", "ts < {end:DateTime64(3, 'UTC')}"]
-    parameters: dict[str, Any] = {"start": f.start, "end": f.end}
+def _partner_conditions(f: ClickFilter) -> tuple[list[str], dict[str, Any]]:
+    """The filter's partner, scope and campaign as conditions on clicks, conversions and the
+    per-partner view (all have partner_id, ancestors and campaign)."""
+    conditions: list[str] = []
+    parameters: dict[str, Any] = {}
     if f.partner_id is not None:
         conditions.append(_in_partner("partner_id", f.include_downline))
         parameters["partner_id"] = f.partner_id
@@ -186,17 +191,85 @@ def _where(f: ClickFilter, *extra: str) -> tuple[str, dict[str, Any]]:
     if f.campaign is not None:
         conditions.append("campaign = {campaign:String}")
         parameters["campaign"] = f.campaign
-    conditions.extend(extra)
-    return " AND ".join(conditions), parameters
+    return conditions, parameters
 
 
-def _click_metrics() -> str:
-    # Distinct 64-bit hashes of visitor ids: exact unless two ids collide in 64 bits (about 3 in
-    # a million for 10M visitors), and twice as fast as hashing the strings to 128 bits.
-    return (
-        f"countIf({_CREDITED}) AS clicks, countIf({_HUMAN}) AS human_clicks, "
-        f"uniqExactIf(cityHash64(visitor_id), {_HUMAN}) AS unique_visitors"
+def _where(f: ClickFilter, *extra: str) -> tuple[str, dict[str, Any]]:
+    """The filter as a WHERE clause valid on both clicks and conversions, with its parameters."""
+    conditions, parameters = _partner_conditions(f)
+    conditions = [
+        "ts >= {start:DateTime64(3, 'UTC')}", "ts < {end:DateTime64(3, 'UTC')}", *conditions,
+        *extra,
+    ]
+    return " AND ".join(conditions), {"start": f.start, "end": f.end, **parameters}
+
+
+def _subtree_root(f: ClickFilter) -> str | None:
+    """The partner whose whole subtree (by the clicks' ancestor snapshots) is the question."""
+    if f.partner_id is not None and f.include_downline:
+        return f.partner_id if f.scope_partner_id in (None, f.partner_id) else None
+    if f.partner_id is None:
+        return f.scope_partner_id
+    return None
+
+
+def click_source(f: ClickFilter, by: str | None = None, hourly: bool = False) -> Source:
+    """Which rollup answers the question and with which conditions.
+
+    `by` is a breakdown's column (None for totals); `hourly` asks for hour buckets. Everyone's
+    questions read the partner-less views, a subtree's the per-ancestor view, one partner's
+    own clicks are one primary-key range of `clicks` and are read there.
+    """
+    partner, parameters = _partner_conditions(f)
+    campaign = ["campaign = {campaign:String}"] if f.campaign is not None else []
+    everyone = f.partner_id is None and f.scope_partner_id is None
+    one_partner = f.partner_id is not None and not f.include_downline
+    credited = [_CREDITED] if by is not None else []
+    raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
+    if by is not None and by not in ("campaign", "partner_id"):
+        if not everyone:
+            return Source(rollups.RAW, raw, raw_key=by)
+        conditions = Conditions(
+            view=["dimension = {dimension:String}", *campaign], raw=raw.raw,
+            parameters={**parameters, "dimension": _VIEW_DIMENSIONS[by]},
+        )
+        return Source(rollups.BREAKDOWN, conditions, view_key="value", raw_key=by)
+    key = by or "''"
+    if one_partner:
+        return Source(rollups.RAW, raw, raw_key=key)
+    root = _subtree_root(f)
+    if by == "partner_id" or (root is None and not everyone):
+        if hourly:
+            return Source(rollups.RAW, raw, raw_key=key)
+        conditions = Conditions(view=[*partner, *credited], raw=raw.raw, parameters=parameters)
+        return Source(rollups.PARTNER_DAILY, conditions, view_key=key, raw_key=key)
+    if everyone:
+        conditions = Conditions(view=[*campaign, *credited], raw=raw.raw, parameters=parameters)
+        return Source(rollups.TOTALS, conditions, view_key=key, raw_key=key)
+    conditions = Conditions(
+        view=["ancestor_id = {root:String}", *campaign, *credited],
+        raw=[_in_partner("root", True), *campaign, *credited],
+        parameters={**parameters, "root": root},
     )
+    return Source(rollups.DOWNLINE, conditions, view_key=key, raw_key=key)
+
+
+# Aggregates over a rollup union (analytics/rollups.py): counts are sums, visitors merge their
+# states into one distinct count.
+_CLICK_COUNTS: Final = (
+    f"sumIf(n_clicks, {_CREDITED}) AS credited_clicks, "
+    f"sumIf(n_human, {_CREDITED}) AS human_clicks"
+)
+_CLICK_METRICS: Final = (
+    f"{_CLICK_COUNTS}, uniqCombinedMergeIf(14)(visitor_state, {_CREDITED}) AS unique_visitors"
+)
+_BY_PEOPLE: Final = "human_clicks DESC, credited_clicks DESC, key"
+
+
+def _over(source: Source, f: ClickFilter, columns: str, tail: str = "",
+          t_unit: timedelta = rollups.HOUR) -> Query:
+    union, parameters = rollups.union_sql(source, f.start, f.end, t_unit)
+    return Query(f"SELECT {columns} FROM ({union}) {tail}{QUERY_SETTINGS}", parameters)  # noqa: S608
 
 
 def _select(
@@ -207,9 +280,12 @@ def _select(
 
 
 def summary_clicks_query(f: ClickFilter) -> Query:
-    where, parameters = _where(f, "outcome IN ('credited', 'suspended')")
-    columns = f"{_click_metrics()}, countIf(outcome = 'suspended') AS suspended_clicks"
-    return Query(_select(columns, "clicks", where), parameters)
+    columns = (
+        f"{_CLICK_METRICS}, sumIf(n_clicks, outcome = 'suspended') AS suspended_clicks, "
+        "sumIf(n_clicks, outcome = 'orphan') AS orphan_clicks, "
+        "sumIf(n_clicks, outcome = 'unresolved') AS unresolved_clicks"
+    )
+    return _over(click_source(f), f, columns)
 
 
 def registrations_query(f: ClickFilter) -> Query:
@@ -218,28 +294,19 @@ def registrations_query(f: ClickFilter) -> Query:
     return Query(_select("count()", "conversions", where), parameters)
 
 
-def unattributed_query(f: ClickFilter) -> Query:
-    """Orphan (unknown code) and unresolved (registry down) visits: they belong to no partner."""
-    where, parameters = _where(f, "partner_id = ''")
-    columns = "countIf(outcome = 'orphan'), countIf(outcome = 'unresolved')"
-    return Query(_select(columns, "clicks", where), parameters)
-
-
 def _rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
     return client.query(query.sql, parameters=query.parameters).result_rows
 
 
 def summary(client: Client, f: ClickFilter) -> Summary:
-    clicks, humans, visitors, suspended = _rows(client, summary_clicks_query(f))[0]
+    row = [int(value) for value in _rows(client, summary_clicks_query(f))[0]]
+    clicks, humans, visitors, suspended, orphans, unresolved = row
     (registrations,) = _rows(client, registrations_query(f))[0]
-    orphans: int | None = None
-    unresolved: int | None = None
-    if not f.partner_scoped:
-        orphans, unresolved = (int(v) for v in _rows(client, unattributed_query(f))[0])
     return Summary(
-        clicks=int(clicks), human_clicks=int(humans), unique_visitors=int(visitors),
-        registrations=int(registrations), suspended_clicks=int(suspended),
-        orphan_clicks=orphans, unresolved_clicks=unresolved,
+        clicks=clicks, human_clicks=humans, unique_visitors=visitors,
+        registrations=int(registrations), suspended_clicks=suspended,
+        orphan_clicks=None if f.partner_scoped else orphans,
+        unresolved_clicks=None if f.partner_scoped else unresolved,
     )
 
 
@@ -269,11 +336,11 @@ def bucket_starts(f: ClickFilter, interval: str) -> list[datetime]:
 
 
 def timeseries_queries(f: ClickFilter, interval: str) -> tuple[Query, Query]:
-    check_interval(f, interval)
-    bucket = f"toUnixTimestamp({_BUCKET_FUNCTIONS[interval]}(ts)) AS bucket"
+    step = check_interval(f, interval)
     by_bucket = "GROUP BY bucket ORDER BY bucket"
-    where, parameters = _where(f, _CREDITED)
-    clicks = Query(_select(f"{bucket}, {_click_metrics()}", "clicks", where, by_bucket), parameters)
+    source = click_source(f, hourly=step == rollups.HOUR)
+    clicks = _over(source, f, f"toUnixTimestamp(t) AS bucket, {_CLICK_METRICS}", by_bucket, step)
+    bucket = f"toUnixTimestamp({_BUCKET_FUNCTIONS[interval]}(ts)) AS bucket"
     where, parameters = _where(f, "event_type = 'registration'", "partner_id != ''")
     registrations = Query(
         _select(f"{bucket}, count()", "conversions", where, by_bucket), parameters
@@ -309,12 +376,18 @@ def breakdown_query(f: ClickFilter, by: str, limit: int) -> Query:
     column = dimension_column(by)
     if not 1 <= limit <= MAX_BREAKDOWN_LIMIT:
         raise InvalidInput(f"limit {limit} must be between 1 and {MAX_BREAKDOWN_LIMIT}")
-    where, parameters = _where(f, _CREDITED)
-    tail = "GROUP BY key ORDER BY human_clicks DESC, clicks DESC, key LIMIT {limit:UInt32}"
-    return Query(
-        _select(f"{column} AS key, {_click_metrics()}", "clicks", where, tail),
-        {**parameters, "limit": limit},
+    # Two passes over the same rows: the top keys by counts alone, then visitors for those
+    # keys only (merging states is the expensive part; a partner breakdown has 5,000 keys).
+    union, parameters = rollups.union_sql(click_source(f, by=column), f.start, f.end, rollups.DAY)
+    top = (
+        f"SELECT key FROM (SELECT key, {_CLICK_COUNTS} FROM ({union}) "  # noqa: S608
+        f"GROUP BY key ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}})"
     )
+    sql = (
+        f"SELECT key, {_CLICK_METRICS} FROM ({union}) WHERE key IN ({top}) "  # noqa: S608
+        f"GROUP BY key ORDER BY {_BY_PEOPLE}{QUERY_SETTINGS}"
+    )
+    return Query(sql, {**parameters, "limit": limit})
 
 
 def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query | None:

@@ -31,7 +31,8 @@ class ClickView:
     columns: str
     order_by: str
     partition_by: str
-    select: str  # reads {source}: `invite.clicks` in the view, `invite.clicks FINAL` to rebuild
+    select: str  # reads {source}: the source table in the view, read FINAL to rebuild
+    source: str = "clicks"  # or the target of another view (a cascade: days from hours)
 
     @property
     def target_ddl(self) -> str:
@@ -47,12 +48,13 @@ class ClickView:
     def view_ddl(self) -> str:
         return (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{self.table}_mv "
-            f"TO {DATABASE}.{self.table} AS {self.select.format(source=f'{DATABASE}.clicks')}"
+            f"TO {DATABASE}.{self.table} AS "
+            f"{self.select.format(source=f'{DATABASE}.{self.source}')}"
         )
 
     @property
     def backfill(self) -> str:
-        source = f"{DATABASE}.clicks FINAL"
+        source = f"{DATABASE}.{self.source} FINAL"
         return f"INSERT INTO {DATABASE}.{self.table} {self.select.format(source=source)}"
 
 
@@ -77,23 +79,23 @@ _HOURLY_SELECT = """
 # only its own rows. `referrer` is the referer's host.
 BREAKDOWN_DIMENSIONS = ("country", "device", "os", "browser", "referrer")
 
-CLICK_VIEWS: tuple[ClickView, ...] = (
+# Migration 2 as it was released; migration 3 replaced its two partner-first views, which made
+# "everyone" merge one state per partner and hour (docs/benchmarks.md, "Queries").
+_MIGRATION_2_VIEWS: tuple[ClickView, ...] = (
     ClickView(
         table="clicks_hourly",
         columns=f"partner_id String, {_HOURLY_COLUMNS} {_AGGREGATES}",
         order_by=f"partner_id, {_HOURLY_KEYS}",
         partition_by="toYYYYMM(hour)",
-        select=f"SELECT partner_id, {_HOURLY_SELECT} FROM {{source}} "  # noqa: S608
+        select=f"SELECT partner_id, {_HOURLY_SELECT} FROM {{source}} "
         f"GROUP BY partner_id, {_HOURLY_KEYS}",
     ),
-    # A master IB's roll-up is one key range here: every click counts once for its own partner
-    # and once for each ancestor of the snapshot it carries (re-parenting never rewrites it).
     ClickView(
         table="clicks_downline_hourly",
         columns=f"ancestor_id String, {_HOURLY_COLUMNS} {_AGGREGATES}",
         order_by=f"ancestor_id, {_HOURLY_KEYS}",
         partition_by="toYYYYMM(hour)",
-        select=f"SELECT ancestor_id, {_HOURLY_SELECT} FROM {{source}} "  # noqa: S608
+        select=f"SELECT ancestor_id, {_HOURLY_SELECT} FROM {{source}} "
         "ARRAY JOIN arrayPushBack(ancestors, partner_id) AS ancestor_id "
         f"WHERE partner_id != '' GROUP BY ancestor_id, {_HOURLY_KEYS}",
     ),
@@ -118,13 +120,95 @@ CLICK_VIEWS: tuple[ClickView, ...] = (
     ),
 )
 
+# The views the analytics API reads (analytics/rollups.py picks them per question). Visitors are
+# HyperLogLog states of people's visitor ids (`uniqCombined(14)`: exact for small sets, within
+# about 1% for large ones) that merge across hours, days and partners into one distinct count,
+# never a sum of counts. A day's state merges in constant time; `uniq` states grow with the
+# visitors and made a 30-day question merge millions of hashes (docs/benchmarks.md, "Queries").
+# Day tables are fed from the hour tables (a cascade: their blocks are already aggregated).
+VISITORS_STATE = "AggregateFunction(uniqCombined(14), String)"
+_COUNTS = (
+    "count() AS clicks, countIf(is_human = 1) AS human_clicks, "
+    "uniqCombinedStateIf(14)(visitor_id, is_human = 1) AS visitors"
+)
+_MERGED_COUNTS = (
+    "sum(clicks) AS clicks, sum(human_clicks) AS human_clicks, "
+    "uniqCombinedMergeState(14)(visitors) AS visitors"
+)
+_COUNT_COLUMNS = f"""
+    clicks        SimpleAggregateFunction(sum, UInt64),
+    human_clicks  SimpleAggregateFunction(sum, UInt64),
+    visitors      {VISITORS_STATE}
+"""
+_KEYS = "campaign, outcome"
+_KEY_COLUMNS = "campaign String, outcome LowCardinality(String),"
 
-# Column names are part of the contract (users query these tables directly): snake_case,
-# documented in the README; add columns in new migrations, never rename.
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "clicks, conversions, partners", (
-        f"""
-        CREATE TABLE IF NOT EXISTS {DATABASE}.clicks (
+
+def _hourly_and_daily(
+    name: str, key_columns: str, order: str, select_keys: str, from_where: str
+) -> tuple[ClickView, ClickView]:
+    """`{name}_hourly` from clicks and `{name}_daily` from it. `order` is the sorting key with
+    `{t}` for the bucket; `select_keys` computes the keys from clicks in `from_where`."""
+    keys = order.replace("{t}, ", "").replace(", {t}", "")
+    hourly = ClickView(
+        table=f"{name}_hourly",
+        columns=f"hour DateTime('UTC'), {key_columns} {_COUNT_COLUMNS}",
+        order_by=order.format(t="hour"),
+        partition_by="toYYYYMM(hour)",
+        select=f"SELECT toStartOfHour(ts) AS hour, {select_keys}, {_COUNTS} FROM {from_where} "
+        f"GROUP BY hour, {keys}",
+    )
+    daily = ClickView(
+        table=f"{name}_daily",
+        columns=f"day Date, {key_columns} {_COUNT_COLUMNS}",
+        order_by=order.format(t="day"),
+        partition_by="toYYYYMM(day)",
+        select=f"SELECT toDate(hour) AS day, {keys}, {_MERGED_COUNTS} FROM {{source}} "
+        f"GROUP BY day, {keys}",
+        source=hourly.table,
+    )
+    return hourly, daily
+
+
+CLICK_VIEWS: tuple[ClickView, ...] = (
+    # Everyone's questions: no partner in the key, a few rows per hour.
+    *_hourly_and_daily(
+        "clicks_totals", _KEY_COLUMNS, "{t}, campaign, outcome", _KEYS, "{source}"
+    ),
+    # A subtree's roll-up is one key range: every click counts once for its own partner and
+    # once for each ancestor of the snapshot it carries (re-parenting never rewrites it).
+    *_hourly_and_daily(
+        "clicks_downline", f"ancestor_id String, {_KEY_COLUMNS}",
+        "ancestor_id, {t}, campaign, outcome", f"ancestor_id, {_KEYS}",
+        "{source} ARRAY JOIN arrayPushBack(ancestors, partner_id) AS ancestor_id "
+        "WHERE partner_id != ''",
+    ),
+    # Everyone's top-N of a click dimension (credited clicks): one row per dimension and value.
+    *_hourly_and_daily(
+        "clicks_breakdown", "dimension LowCardinality(String), campaign String, value String,",
+        "dimension, {t}, campaign, value", "pair.1 AS dimension, campaign, pair.2 AS value",
+        "{source} ARRAY JOIN [('country', country), ('device', device), ('os', os), "
+        "('browser', browser), ('referrer', referer_host)] AS pair WHERE outcome = 'credited'",
+    ),
+    # Per partner and day, with the ancestor snapshot in the key (it rarely changes, so it adds
+    # few rows): breakdowns by partner, inside a subtree too, filter on it exactly.
+    ClickView(
+        table="clicks_partner_daily",
+        columns=f"day Date, partner_id String, ancestors Array(String), {_KEY_COLUMNS} "
+        f"{_COUNT_COLUMNS}",
+        order_by=f"day, partner_id, ancestors, {_KEYS}",
+        partition_by="toYYYYMM(day)",
+        select=f"SELECT toDate(ts) AS day, partner_id, ancestors, {_KEYS}, {_COUNTS} "
+        f"FROM {{source}} WHERE partner_id != '' GROUP BY day, partner_id, ancestors, {_KEYS}",
+    ),
+)
+_NEW_IN_3 = tuple(view for view in CLICK_VIEWS if view not in _MIGRATION_2_VIEWS)
+_DROPPED_IN_3 = tuple(view for view in _MIGRATION_2_VIEWS if view not in CLICK_VIEWS)
+
+
+def _clicks_ddl(table: str, partition_by: str) -> str:
+    return f"""
+        CREATE TABLE IF NOT EXISTS {DATABASE}.{table} (
             click_id        UUID,
             ts              DateTime64(3, 'UTC'),
             code            String,
@@ -153,10 +237,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             inserted_at     DateTime64(3, 'UTC') DEFAULT now64(3)
         )
         ENGINE = ReplacingMergeTree(inserted_at)
-        PARTITION BY toYYYYMM(ts)
+        PARTITION BY {partition_by}
         ORDER BY (partner_id, ts, click_id)
         SETTINGS non_replicated_deduplication_window = 1000
-        """,
+        """
+
+
+# Column names are part of the contract (users query these tables directly): snake_case,
+# documented in the README; add columns in new migrations, never rename.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "clicks, conversions, partners", (
+        _clicks_ddl("clicks", partition_by="toYYYYMM(ts)"),
         f"""
         CREATE TABLE IF NOT EXISTS {DATABASE}.conversions (
             event_id               String,
@@ -192,10 +283,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     )),
     Migration(2, "materialized views: per partner hourly, per downline hourly, dimensions daily", (
-        *(view.target_ddl for view in CLICK_VIEWS),
-        *(view.view_ddl for view in CLICK_VIEWS),
+        *(view.target_ddl for view in _MIGRATION_2_VIEWS),
+        *(view.view_ddl for view in _MIGRATION_2_VIEWS),
         # Clicks recorded before this migration; run it with the batchers stopped.
-        *(view.backfill for view in CLICK_VIEWS),
+        *(view.backfill for view in _MIGRATION_2_VIEWS),
+    )),
+    # Clicks by day, not month: the partial hours at the ends of a range are read from `clicks`
+    # and must not scan (and FINAL) a whole month (docs/benchmarks.md, "Queries"). Run it with
+    # the batchers stopped; every step may run again if the migration was interrupted.
+    Migration(3, "clicks partitioned by day; views the API reads", (
+        *(f"DROP VIEW IF EXISTS {DATABASE}.{view.table}_mv" for view in _MIGRATION_2_VIEWS),
+        *(f"DROP TABLE IF EXISTS {DATABASE}.{view.table}" for view in _DROPPED_IN_3),
+        f"DROP TABLE IF EXISTS {DATABASE}.clicks_by_day",
+        _clicks_ddl("clicks_by_day", partition_by="toDate(ts)"),
+        f"INSERT INTO {DATABASE}.clicks_by_day SELECT * FROM {DATABASE}.clicks",
+        f"EXCHANGE TABLES {DATABASE}.clicks AND {DATABASE}.clicks_by_day",
+        f"DROP TABLE {DATABASE}.clicks_by_day",
+        *(view.target_ddl for view in _NEW_IN_3),
+        *(f"TRUNCATE TABLE {DATABASE}.{view.table}" for view in _NEW_IN_3),
+        *(view.view_ddl for view in CLICK_VIEWS),
+        # The day tables fill from the hour tables' inserts (a cascade).
+        *(view.backfill for view in _NEW_IN_3 if view.source == "clicks"),
     )),
 )
 
@@ -222,7 +330,7 @@ def migrate(client: CommandClient) -> list[int]:
             client.command(statement)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         client.command(  # numbers and the migration's own constant name only
-            f"INSERT INTO {DATABASE}.schema_migrations VALUES "  # noqa: S608
+            f"INSERT INTO {DATABASE}.schema_migrations VALUES "
             f"({migration.version}, '{migration.name}', '{now}')"
         )
         done.append(migration.version)
@@ -244,4 +352,6 @@ def rebuild_views(client: CommandClient) -> None:
     """
     for view in CLICK_VIEWS:
         client.command(f"TRUNCATE TABLE {DATABASE}.{view.table}")
-        client.command(view.backfill)
+    for view in CLICK_VIEWS:
+        if view.source == "clicks":  # the others fill from these (a cascade)
+            client.command(view.backfill)

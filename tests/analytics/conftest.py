@@ -80,7 +80,8 @@ def counts(clickhouse: Client) -> dict[str, int]:
     """Rows and distinct click_ids in `clicks`, and what each view counted."""
     row = clickhouse.query(
         "SELECT count(), uniqExact(click_id), "
-        "sumIf(length(ancestors) + 1, partner_id != '') FROM invite.clicks"
+        "sumIf(length(ancestors) + 1, partner_id != ''), countIf(partner_id != ''), "
+        "countIf(outcome = 'credited') FROM invite.clicks"
     ).result_rows[0]
     views = {
         view.table: int(
@@ -89,13 +90,18 @@ def counts(clickhouse: Client) -> dict[str, int]:
         )
         for view in CLICK_VIEWS
     }
-    return {"rows": int(row[0]), "click_ids": int(row[1]), "downline_rows": int(row[2]), **views}
+    return {
+        "rows": int(row[0]), "click_ids": int(row[1]), "downline_rows": int(row[2]),
+        "partner_rows": int(row[3]), "credited_rows": int(row[4]), **views,
+    }
 
 
 def assert_exactly_once(clickhouse: Client, expected: int) -> None:
-    """Every click once in `clicks` and once in every view (five dimension rows per click)."""
+    """Every click once in `clicks` and once in every view (five dimension rows per credited
+    click in the breakdown view, one per ancestor and its own partner in the downline view)."""
     found = counts(clickhouse)
     assert found["rows"] == found["click_ids"] == expected, found
-    assert found["clicks_hourly"] == expected, found
+    assert found["clicks_totals_hourly"] == expected, found
     assert found["clicks_downline_hourly"] == found["downline_rows"], found
-    assert found["clicks_dimensions_daily"] == 5 * expected, found
+    assert found["clicks_partner_daily"] == found["partner_rows"], found
+    assert found["clicks_breakdown_daily"] == 5 * found["credited_rows"], found

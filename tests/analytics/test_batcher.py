@@ -368,9 +368,9 @@ def test_no_click_is_lost_or_doubled_when_batchers_are_killed_mid_batch(
     found = json.loads(out.decode().strip().splitlines()[-1])
 
     assert found["rows"] == found["click_ids"] == 3000, found
-    assert found["clicks_hourly"] == 3000, found
+    assert found["clicks_totals_hourly"] == found["clicks_partner_daily"] == 3000, found
     assert found["clicks_downline_hourly"] == found["downline_rows"] == 3 * 3000, found
-    assert found["clicks_dimensions_daily"] == 5 * 3000, found
+    assert found["clicks_breakdown_daily"] == 5 * 3000, found
     assert redis_client.xpending(STREAM, "batcher")["pending"] == 0
 
 
@@ -407,7 +407,7 @@ def test_invite_batcher_drains_the_stream_syncs_partners_and_exits_on_sigterm(
 
     assert process.returncode == 0, err.decode()[-2000:]
     found = json.loads(out.decode().strip().splitlines()[-1])
-    assert found["rows"] == found["clicks_hourly"] == 200, found
+    assert found["rows"] == found["clicks_totals_hourly"] == 200, found
     assert found["partners"] == 2, found
     assert "clicks inserted 200" in err.decode()
 

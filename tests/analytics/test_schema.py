@@ -62,17 +62,22 @@ def test_views_count_a_click_for_its_partner_its_ancestors_and_its_dimensions(
     ).result_rows)
     assert downline == {"master": 3, "ib": 3, "sub": 2}
     visitors = clickhouse.command(
-        "SELECT uniqMerge(visitors) FROM invite.clicks_downline_hourly "
+        "SELECT uniqCombinedMerge(14)(visitors) FROM invite.clicks_downline_hourly "
         "WHERE ancestor_id = 'master'"
     )
     assert int(visitors) == 2  # type: ignore[call-overload]
-    hourly = dict(clickhouse.query(
-        "SELECT partner_id, sum(clicks) FROM invite.clicks_hourly GROUP BY partner_id"
+    totals = dict(clickhouse.query(
+        "SELECT outcome, sum(clicks) FROM invite.clicks_totals_hourly GROUP BY outcome"
     ).result_rows)
-    assert hourly == {"sub": 2, "ib": 1, "": 1}  # orphans are kept, under no partner
+    assert totals == {"credited": 3, "orphan": 1}  # orphans are kept, under no partner
+    by_partner = {row[0]: (row[1], row[2]) for row in clickhouse.query(
+        "SELECT partner_id, ancestors, sum(clicks) FROM invite.clicks_partner_daily "
+        "GROUP BY partner_id, ancestors"
+    ).result_rows}
+    assert by_partner == {"sub": (["master", "ib"], 2), "ib": (["master"], 1)}
     dimensions = dict(clickhouse.query(
-        "SELECT dimension, groupArray(value) FROM invite.clicks_dimensions_daily "
-        "WHERE partner_id = 'sub' GROUP BY dimension"
+        "SELECT dimension, groupUniqArray(value) FROM invite.clicks_breakdown_daily "
+        "GROUP BY dimension"
     ).result_rows)
     assert dimensions == {
         "country": ["DE"], "device": ["desktop"], "os": ["Windows"], "browser": ["Chrome"],
@@ -99,30 +104,33 @@ def test_rebuilding_the_views_gives_the_same_counts(clickhouse: Client) -> None:
     insert_clicks(clickhouse, [click_event(partner_id=f"p{i % 3}") for i in range(30)], "rb-1")
     before = {
         view.table: clickhouse.query(
-            f"SELECT sum(clicks), uniqMerge(visitors) FROM invite.{view.table}"  # noqa: S608
+            f"SELECT sum(clicks), uniqCombinedMerge(14)(visitors) FROM invite.{view.table}"  # noqa: S608
         ).result_rows
         for view in CLICK_VIEWS
     }
     rebuild_views(clickhouse)
     after = {
         view.table: clickhouse.query(
-            f"SELECT sum(clicks), uniqMerge(visitors) FROM invite.{view.table}"  # noqa: S608
+            f"SELECT sum(clicks), uniqCombinedMerge(14)(visitors) FROM invite.{view.table}"  # noqa: S608
         ).result_rows
         for view in CLICK_VIEWS
     }
     assert after == before
 
 
-def test_the_views_migration_counts_clicks_recorded_before_it(clickhouse: Client) -> None:
+def test_the_views_migrations_count_clicks_recorded_before_them(clickhouse: Client) -> None:
     for view in CLICK_VIEWS:
         clickhouse.command(f"DROP VIEW invite.{view.table}_mv")
         clickhouse.command(f"DROP TABLE invite.{view.table}")
-    clickhouse.command("DELETE FROM invite.schema_migrations WHERE version = 2")
+    clickhouse.command("DELETE FROM invite.schema_migrations WHERE version >= 2")
     insert_clicks(clickhouse, [click_event() for _ in range(25)], "before-views")
 
-    assert migrate(clickhouse) == [2]
+    assert migrate(clickhouse) == [2, 3]
 
     assert_exactly_once(clickhouse, 25)
+    tables = {row[0] for row in clickhouse.query(
+        "SELECT name FROM system.tables WHERE database = 'invite'").result_rows}
+    assert {"clicks_hourly", "clicks_dimensions_daily"}.isdisjoint(tables)
 
 
 def test_other_url_schemes_are_refused_without_showing_the_password() -> None:
