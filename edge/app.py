@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +26,7 @@ from edge.clicks import ClickWriter
 from edge.config import CLICK_WRITE_TIMEOUT_S, SHUTDOWN_DRAIN_S, Settings
 from edge.ctrader import CTraderClient
 from edge.errors import ConfigError, InviteError
+from edge.http_pool import HttpPool
 from edge.links import DestinationPolicy
 from edge.logs import configure_logging
 from edge.metrics import CONTENT_TYPE_LATEST, EdgeMetrics
@@ -47,7 +47,6 @@ REGISTRY_TIMEOUT_S = 2.0
 HOT_PATH_TIMEOUT_S = 0.25
 READY_TIMEOUT_S = 1.0
 GC_THRESHOLDS = (50_000, 20, 100)
-HTTP_MAX_CONNECTIONS = 200
 WEBHOOK_TIMEOUT_S = 5.0
 DEMO_PAGE = Path(__file__).parent / "templates" / "register.html"
 
@@ -177,7 +176,7 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
         settings.registration_url,
     )
     attribution_codec = AttributionCodec(settings)
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=HTTP_MAX_CONNECTIONS))
+    http = HttpPool()
     ctrader = CTraderClient.from_settings(settings, http)
     outbox = Outbox(
         redis, ctrader.policy, concurrency=settings.outbox_concurrency,

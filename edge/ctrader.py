@@ -29,6 +29,7 @@ from edge.errors import (
     CTraderUnavailable,
     InvalidInput,
 )
+from edge.http_pool import HttpPool
 
 log = logging.getLogger("invite.ctrader")
 
@@ -125,7 +126,7 @@ class CTraderClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | HttpPool,
         base_url: str | None,
         broker_crm_name: str | None,
         *,
@@ -149,7 +150,9 @@ class CTraderClient:
         install_log_redaction()
 
     @classmethod
-    def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> CTraderClient:
+    def from_settings(
+        cls, settings: Settings, http: httpx.AsyncClient | HttpPool
+    ) -> CTraderClient:
         return cls(
             http,
             settings.ctrader_url,

@@ -18,6 +18,7 @@ import orjson
 
 from edge.backoff import RetryPolicy, with_retries
 from edge.errors import InvalidInput, WebhookRejected, WebhookUnavailable
+from edge.http_pool import HttpPool
 from edge.links import DestinationPolicy
 from edge.outbox import Job
 
@@ -83,7 +84,9 @@ class PartnerNotifier:
 
     kind = NOTIFICATION
 
-    def __init__(self, http: httpx.AsyncClient, secret: str, policy: RetryPolicy) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient | HttpPool, secret: str, policy: RetryPolicy
+    ) -> None:
         self._http = http
         self._secret = secret
         self._policy = policy
@@ -104,8 +107,8 @@ class PartnerNotifier:
                 EVENT_HEADER: str(job.payload["body"].get("eventId", "")),
             }
             try:
-                response = await self._http.post(
-                    url, content=body, headers=headers, timeout=self._policy.timeout_s
+                response = await self._http.request(
+                    "POST", url, content=body, headers=headers, timeout=self._policy.timeout_s
                 )
             except httpx.TimeoutException:
                 raise WebhookUnavailable(
