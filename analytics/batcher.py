@@ -1,4 +1,5 @@
-"""The click batcher: the Redis stream into `invite.clicks` (and its views), each click once.
+"""The batcher: the click stream into `invite.clicks` (and its views), each click once; the
+conversion stream into `invite.conversions` the same way.
 
     read (XREADGROUP, own pending first, XAUTOCLAIMed entries of dead consumers)
       → check and enrich each entry; a bad one stays pending until its Nth delivery, then goes to
@@ -21,7 +22,7 @@ import random
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +33,11 @@ from redis.asyncio import Redis
 from redis.exceptions import LockNotOwnedError, RedisError, ResponseError
 
 from analytics.clickhouse import InsertOutcome, insert_new_clicks, open_clickhouse, redact_url
+from analytics.conversions import conversion_row, insert_conversions
 from analytics.enrich import BadEvent, click_row, decode_event
 from analytics.partners_sync import SYNC_INTERVAL_S, PartnersSync
 from analytics.schema import migrate
-from edge.config import CLICK_STREAM, Settings
+from edge.config import CLICK_STREAM, CONVERSION_STREAM, Settings
 from edge.errors import ConfigError
 from edge.redis_client import open_redis
 
@@ -63,60 +65,83 @@ STOP_DEADLINE_S = 10.0
 
 
 class BatcherMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, prefix: str = "invite_batcher"
+    ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.lag = Gauge(
-            "invite_batcher_lag", "Stream entries not yet in ClickHouse: pending plus unread",
+            f"{prefix}_lag", "Stream entries not yet in ClickHouse: pending plus unread",
             registry=r,
         )
         self.batch_rows = Histogram(
-            "invite_batcher_batch_rows", "Entries per flushed batch",
+            f"{prefix}_batch_rows", "Entries per flushed batch",
             buckets=(10, 100, 1000, 5000, 10_000, 25_000, 50_000, 100_000), registry=r,
         )
         self.insert_seconds = Histogram(
-            "invite_batcher_insert_seconds", "Duplicate check plus insert of one batch",
+            f"{prefix}_insert_seconds", "Duplicate check plus insert of one batch",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r,
         )
         self.rows_inserted = Counter(
-            "invite_batcher_rows_inserted", "Clicks inserted into invite.clicks", registry=r
+            f"{prefix}_rows_inserted", "Rows inserted into ClickHouse", registry=r
         )
         self.duplicates = Counter(
-            "invite_batcher_duplicates_skipped",
-            "Entries whose click_id was already in ClickHouse or earlier in the batch", registry=r,
+            f"{prefix}_duplicates_skipped",
+            "Entries already in ClickHouse or earlier in the batch", registry=r,
         )
         self.dead_letters = Counter(
-            "invite_batcher_dead_letters", "Entries moved to the dead-letter stream", registry=r
+            f"{prefix}_dead_letters", "Entries moved to the dead-letter stream", registry=r
         )
         self.failures = Counter(
-            "invite_batcher_flush_failures", "Failed flush attempts (retried with backoff)",
+            f"{prefix}_flush_failures", "Failed flush attempts (retried with backoff)",
             ["error"], registry=r,
         )
         self.claimed = Counter(
-            "invite_batcher_claimed", "Entries taken over from idle consumers", registry=r
+            f"{prefix}_claimed", "Entries taken over from idle consumers", registry=r
         )
+
+
+@dataclass(frozen=True)
+class Sink:
+    """What one stream holds and where it goes: `row` checks an event (BadEvent says why not)
+    and returns its row, whose first column identifies it; `insert` (blocking) writes the
+    rows not in the table yet, with a deduplication token made of the keys."""
+
+    name: str
+    row: Callable[[Mapping[str, Any]], list[Any]]
+    insert: Callable[..., InsertOutcome]
+    stream: str
+    dead_letter_stream: str
+    insert_lock_key: str
+
+
+CLICKS = Sink(
+    "clicks", click_row, insert_new_clicks, CLICK_STREAM, DEAD_LETTER_STREAM, INSERT_LOCK_KEY
+)
+# Registrations from the SSO hook (edge/conversions.py): few, so small batches suffice.
+CONVERSIONS = Sink(
+    "conversions", conversion_row, insert_conversions, CONVERSION_STREAM,
+    "invite:conversions:dead", "invite:conversions:insert-lock",
+)
+CONVERSIONS_BATCH_MAX_ROWS = 5_000
 
 
 @dataclass(slots=True)
 class _Entry:
     entry_id: str
     fields: dict[Any, Any] | None  # None: the entry was trimmed while pending
-    row: list[Any] = field(default_factory=list)  # its `clicks` row, once checked
-    reason: str = ""  # why it is not a click event
+    row: list[Any] = field(default_factory=list)  # its table row, once checked
+    reason: str = ""  # why it is not an event of the stream's kind
 
     @property
-    def click_id(self) -> str:
-        return self.row[0]  # type: ignore[no-any-return]  # canonical text, see click_row
-
-    @property
-    def ts(self) -> int:
-        return int(self.row[1])
+    def key(self) -> str:
+        return self.row[0]  # type: ignore[no-any-return]  # click_id or event_id
 
 
 @dataclass
 class BatcherStats:
-    inserted: int = 0  # rows written to `clicks`
-    duplicates: int = 0  # entries acknowledged without a row: click_id known, or entry deleted
+    inserted: int = 0  # rows written to the sink's table
+    duplicates: int = 0  # entries acknowledged without a row: key known, or entry deleted
     dead_letters: int = 0
     batches: int = 0
     lag: int = 0  # entries of the stream not in ClickHouse yet: pending plus unread
@@ -124,7 +149,8 @@ class BatcherStats:
 
 
 class Batcher:
-    """Consumes the click stream in a consumer group; `run()` until `stop()`.
+    """Consumes one stream (the clicks, or another `sink`) in a consumer group; `run()` until
+    `stop()`.
 
     `redis` may decode responses or not; its socket timeout must exceed READ_BLOCK_MAX_MS.
     `clickhouse` is used from a worker thread, one call at a time.
@@ -136,16 +162,17 @@ class Batcher:
         clickhouse: Client,
         *,
         consumer: str,
-        stream: str = CLICK_STREAM,
+        sink: Sink | None = None,
+        stream: str | None = None,
         group: str = GROUP,
         batch_max_rows: int = BATCH_MAX_ROWS,
         flush_interval_s: float = FLUSH_INTERVAL_S,
         max_deliveries: int = MAX_DELIVERIES,
         claim_idle_ms: int = CLAIM_IDLE_MS,
-        dead_letter_stream: str = DEAD_LETTER_STREAM,
+        dead_letter_stream: str | None = None,
         registry: CollectorRegistry | None = None,
         metrics: BatcherMetrics | None = None,
-        insert_lock_key: str = INSERT_LOCK_KEY,
+        insert_lock_key: str | None = None,
         insert_lock_ttl_s: float = INSERT_LOCK_TTL_S,
     ) -> None:
         if batch_max_rows < 1:
@@ -158,18 +185,19 @@ class Batcher:
                 f"claim_idle_ms={claim_idle_ms} must exceed the flush interval "
                 f"({flush_interval_s * 1000:.0f} ms)"
             )
+        self.sink = sink = sink or CLICKS
         self._redis = redis
         self._clickhouse = clickhouse
         self.consumer = consumer
-        self.stream = stream
+        self.stream = stream or sink.stream
         self.group = group
         self._batch_max = batch_max_rows
         self._flush_interval = flush_interval_s
         self._max_deliveries = max_deliveries
         self._claim_idle_ms = claim_idle_ms
-        self._dead_letters = dead_letter_stream
+        self._dead_letters = dead_letter_stream or sink.dead_letter_stream
         self.metrics = metrics or BatcherMetrics(registry)
-        self._lock_key = insert_lock_key
+        self._lock_key = insert_lock_key or sink.insert_lock_key
         self._lock_ttl = insert_lock_ttl_s
         self.stats = BatcherStats()
         self._stopping = asyncio.Event()
@@ -199,7 +227,7 @@ class Batcher:
             if batch:
                 # In a thread, so the loop (which may serve HTTP too) keeps answering. Reading
                 # the next batch meanwhile was measured slower: the threads fight for the GIL.
-                await self._commit(await asyncio.to_thread(_sort, batch))
+                await self._commit(await asyncio.to_thread(_sort, batch, self.sink.row))
             await self._retrying("maintain the stream", self._maintain)
 
     async def _collect(self) -> list[_Entry]:
@@ -259,7 +287,7 @@ class Batcher:
         """Insert what is new, acknowledge the batch, dead-letter what is hopeless."""
         self.metrics.batch_rows.observe(ready.size)
         await self._retrying(
-            "insert clicks", lambda: self._insert_and_ack(ready.fresh, ready.repeated),
+            f"insert {self.sink.name}", lambda: self._insert_and_ack(ready.fresh, ready.repeated),
             until_stopped=False,
         )
         if ready.bad:
@@ -311,8 +339,8 @@ class Batcher:
                 log.warning("the insert lock expired during an insert")
 
     def _insert_new(self, entries: list[_Entry]) -> InsertOutcome:
-        """In a worker thread: the entries whose click_id is not in `clicks` yet, inserted."""
-        return insert_new_clicks(
+        """In a worker thread: the entries not in the table yet, inserted."""
+        return self.sink.insert(
             self._clickhouse, [entry.row for entry in entries],
             [entry.entry_id for entry in entries], token_prefix=self.stream,
         )
@@ -331,8 +359,8 @@ class Batcher:
                 await self._dead_letter(entry, entry.reason)
             else:
                 log.warning(
-                    "stream entry %s is not a click event (%s); delivery %d of %d",
-                    entry.entry_id, entry.reason, deliveries, self._max_deliveries,
+                    "%s entry %s is not a valid event (%s); delivery %d of %d",
+                    self.stream, entry.entry_id, entry.reason, deliveries, self._max_deliveries,
                 )
 
     async def _dead_letter(self, entry: _Entry, reason: str) -> None:
@@ -440,13 +468,13 @@ class Batcher:
 
 @dataclass(slots=True)
 class _Sorted:
-    fresh: list[_Entry]  # click events, each click_id once
-    repeated: list[_Entry]  # a click_id already earlier in the batch, or trimmed while pending
-    bad: list[_Entry]  # not click events
+    fresh: list[_Entry]  # valid events, each key (click_id, event_id) once
+    repeated: list[_Entry]  # a key already earlier in the batch, or trimmed while pending
+    bad: list[_Entry]  # not valid events
     size: int
 
 
-def _sort(batch: list[_Entry]) -> _Sorted:
+def _sort(batch: list[_Entry], row: Callable[[Mapping[str, Any]], list[Any]]) -> _Sorted:
     """Check and enrich every entry of a batch (CPU only: run in a thread)."""
     fresh: dict[str, _Entry] = {}
     repeated: list[_Entry] = []
@@ -456,15 +484,15 @@ def _sort(batch: list[_Entry]) -> _Sorted:
             repeated.append(entry)  # nothing left to insert, only to acknowledge
             continue
         try:
-            entry.row = click_row(decode_event(entry.fields))
+            entry.row = row(decode_event(entry.fields))
         except BadEvent as exc:
             entry.reason = str(exc)
             bad.append(entry)
             continue
-        if entry.click_id in fresh:
+        if entry.key in fresh:
             repeated.append(entry)
         else:
-            fresh[entry.click_id] = entry
+            fresh[entry.key] = entry
     return _Sorted(list(fresh.values()), repeated, bad, len(batch))
 
 
@@ -544,23 +572,34 @@ async def run_batcher(
             batch_max_rows=batch_max_rows, flush_interval_s=flush_interval_s,
             max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms, registry=registry,
         )
+        conversions = Batcher(
+            redis, clickhouse, consumer=batcher.consumer, sink=CONVERSIONS,
+            batch_max_rows=min(batch_max_rows, CONVERSIONS_BATCH_MAX_ROWS),
+            flush_interval_s=flush_interval_s, max_deliveries=max_deliveries,
+            claim_idle_ms=claim_idle_ms,
+            metrics=BatcherMetrics(batcher.metrics.registry, "invite_conversions_batcher"),
+        )
         partners = PartnersSync(redis, clickhouse, interval_s=partners_interval_s, feed=feed)
         tasks = [
             loop.create_task(batcher.run(), name="batcher"),
+            loop.create_task(conversions.run(), name="conversions-batcher"),
             loop.create_task(partners.run(), name="partners-sync"),
-            loop.create_task(_report_progress(batcher, progress_interval_s), name="progress"),
         ]
-        log.info("batcher %s reading %s (group %s) into %s", batcher.consumer, batcher.stream,
-                 batcher.group, redact_url(settings.clickhouse_url))
+        progress = loop.create_task(
+            _report_progress((batcher, conversions), progress_interval_s), name="progress"
+        )
+        log.info("batcher %s reading %s and %s (group %s) into %s", batcher.consumer,
+                 batcher.stream, conversions.stream, batcher.group,
+                 redact_url(settings.clickhouse_url))
         stopped = loop.create_task(stop.wait())
-        await asyncio.wait([stopped, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
-        batcher.stop()
-        partners.stop()
-        await asyncio.gather(tasks[0], tasks[1])  # a failure of either surfaces here
-        tasks[2].cancel()
+        await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for worker in (batcher, conversions, partners):
+            worker.stop()
+        await asyncio.gather(*tasks)  # a failure of any surfaces here
+        progress.cancel()
         stopped.cancel()
-        await asyncio.gather(tasks[2], stopped, return_exceptions=True)
-        _log_progress(batcher)
+        await asyncio.gather(progress, stopped, return_exceptions=True)
+        _log_progress((batcher, conversions))
         await asyncio.to_thread(clickhouse.close)
         return batcher.stats
     finally:
@@ -584,15 +623,17 @@ async def _open_clickhouse_retrying(url: str, stop: asyncio.Event) -> Client | N
             return None
 
 
-async def _report_progress(batcher: Batcher, interval_s: float) -> None:
+async def _report_progress(batchers: tuple[Batcher, ...], interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        _log_progress(batcher)
+        _log_progress(batchers)
 
 
-def _log_progress(batcher: Batcher) -> None:
-    stats = batcher.stats
-    log.info(
-        "clicks inserted %d, duplicates skipped %d, dead letters %d, batches %d, lag %d",
-        stats.inserted, stats.duplicates, stats.dead_letters, stats.batches, stats.lag,
-    )
+def _log_progress(batchers: tuple[Batcher, ...]) -> None:
+    for batcher in batchers:
+        stats = batcher.stats
+        log.info(
+            "%s inserted %d, duplicates skipped %d, dead letters %d, batches %d, lag %d",
+            batcher.sink.name, stats.inserted, stats.duplicates, stats.dead_letters,
+            stats.batches, stats.lag,
+        )

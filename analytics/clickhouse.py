@@ -17,8 +17,8 @@ from analytics.schema import DATABASE
 from edge.errors import ConfigError
 
 __all__ = [
-    "Client", "InsertOutcome", "dedup_windows", "insert_new_clicks", "open_clickhouse",
-    "redact_url",
+    "CLICKS_TABLE", "Client", "InsertOutcome", "Table", "dedup_windows", "insert_bisecting",
+    "insert_new_clicks", "open_clickhouse", "redact_url",
 ]
 
 # A server that accepts the connection but never answers must not hold a batch (and the
@@ -81,8 +81,6 @@ _INSERT_SETTINGS = {
     # `clicks` is partitioned by day: a stream that held a long outage's clicks spans many.
     "max_partitions_per_insert_block": 0,
 }
-_COLUMN_NAMES = [name for name, _ in CLICK_COLUMNS]
-_COLUMN_TYPES = [type_name for _, type_name in CLICK_COLUMNS]
 
 
 @dataclass
@@ -107,7 +105,7 @@ def insert_new_clicks(
     present = _present_click_ids(client, [int(row[1]) for row in rows])
     fresh = [index for index, row in enumerate(rows) if row[0] not in present]
     outcome = InsertOutcome(present=len(rows) - len(fresh))
-    _insert_bisecting(client, rows, keys, fresh, token_prefix, outcome)
+    insert_bisecting(client, CLICKS_TABLE, rows, keys, fresh, token_prefix, outcome)
     return outcome
 
 
@@ -123,10 +121,23 @@ def _present_click_ids(client: Client, timestamps: Sequence[int]) -> set[str]:
     return set(result.result_columns[0]) if result.result_columns else set()
 
 
-def _insert_bisecting(
-    client: Client, rows: Sequence[list[Any]], keys: Sequence[str], indexes: list[int],
-    token_prefix: str, outcome: InsertOutcome,
+@dataclass(frozen=True)
+class Table:
+    """A table rows are inserted into: its name and (column, ClickHouse type) pairs in order."""
+
+    name: str
+    columns: Sequence[tuple[str, str]]
+
+
+CLICKS_TABLE = Table("clicks", CLICK_COLUMNS)
+
+
+def insert_bisecting(
+    client: Client, table: Table, rows: Sequence[list[Any]], keys: Sequence[str],
+    indexes: list[int], token_prefix: str, outcome: InsertOutcome,
 ) -> None:
+    """Insert rows[indexes] with a deduplication token made of their keys; rows ClickHouse
+    refuses are found by halving and reported in `outcome.refused`."""
     if not indexes:
         return
     digest = hashlib.sha256()
@@ -136,11 +147,11 @@ def _insert_bisecting(
     token = f"{token_prefix}:{keys[indexes[0]]}:{len(indexes)}:{digest.hexdigest()[:32]}"
     try:
         client.insert(
-            "clicks",
+            table.name,
             [list(column) for column in zip(*(rows[i] for i in indexes), strict=True)],
             database=DATABASE,
-            column_names=_COLUMN_NAMES,
-            column_type_names=_COLUMN_TYPES,
+            column_names=[name for name, _ in table.columns],
+            column_type_names=[type_name for _, type_name in table.columns],
             column_oriented=True,
             settings={**_INSERT_SETTINGS, "insert_deduplication_token": token},
         )
@@ -152,8 +163,8 @@ def _insert_bisecting(
             outcome.refused.append((indexes[0], f"ClickHouse refused the row: {str(exc)[:300]}"))
             return
         middle = len(indexes) // 2
-        _insert_bisecting(client, rows, keys, indexes[:middle], token_prefix, outcome)
-        _insert_bisecting(client, rows, keys, indexes[middle:], token_prefix, outcome)
+        insert_bisecting(client, table, rows, keys, indexes[:middle], token_prefix, outcome)
+        insert_bisecting(client, table, rows, keys, indexes[middle:], token_prefix, outcome)
 
 
 def dedup_windows(timestamps: Sequence[int]) -> list[tuple[int, int]]:

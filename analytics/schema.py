@@ -243,13 +243,9 @@ def _clicks_ddl(table: str, partition_by: str) -> str:
         """
 
 
-# Column names are part of the contract (users query these tables directly): snake_case,
-# documented in the README; add columns in new migrations, never rename.
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "clicks, conversions, partners", (
-        _clicks_ddl("clicks", partition_by="toYYYYMM(ts)"),
-        f"""
-        CREATE TABLE IF NOT EXISTS {DATABASE}.conversions (
+def _conversions_ddl(table: str, order_by: str, partition_by: str) -> str:
+    return f"""
+        CREATE TABLE IF NOT EXISTS {DATABASE}.{table} (
             event_id               String,
             event_type             LowCardinality(String),
             ts                     DateTime64(3, 'UTC'),
@@ -263,10 +259,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             inserted_at            DateTime64(3, 'UTC') DEFAULT now64(3)
         )
         ENGINE = ReplacingMergeTree(inserted_at)
-        PARTITION BY toYYYYMM(ts)
-        ORDER BY (partner_id, event_type, event_id)
+        PARTITION BY {partition_by}
+        ORDER BY ({order_by})
         SETTINGS non_replicated_deduplication_window = 1000
-        """,
+        """
+
+
+# Column names are part of the contract (users query these tables directly): snake_case,
+# documented in the README; add columns in new migrations, never rename.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "clicks, conversions, partners", (
+        _clicks_ddl("clicks", partition_by="toYYYYMM(ts)"),
+        _conversions_ddl("conversions", order_by="partner_id, event_type, event_id",
+                         partition_by="toYYYYMM(ts)"),
         f"""
         CREATE TABLE IF NOT EXISTS {DATABASE}.partners (
             partner_id  String,
@@ -291,7 +296,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Clicks by day, not month: the partial hours at the ends of a range are read from `clicks`
     # and must not scan (and FINAL) a whole month (docs/benchmarks.md, "Queries"). Run it with
     # the batchers stopped; every step may run again if the migration was interrupted.
-    Migration(3, "clicks partitioned by day; views the API reads", (
+    Migration(3, "clicks by day, conversions by event, views the API reads", (
         *(f"DROP VIEW IF EXISTS {DATABASE}.{view.table}_mv" for view in _MIGRATION_2_VIEWS),
         *(f"DROP TABLE IF EXISTS {DATABASE}.{view.table}" for view in _DROPPED_IN_3),
         f"DROP TABLE IF EXISTS {DATABASE}.clicks_by_day",
@@ -299,6 +304,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         f"INSERT INTO {DATABASE}.clicks_by_day SELECT * FROM {DATABASE}.clicks",
         f"EXCHANGE TABLES {DATABASE}.clicks AND {DATABASE}.clicks_by_day",
         f"DROP TABLE {DATABASE}.clicks_by_day",
+        # One row per event_id whatever the partner: a registration recorded again for another
+        # partner replaces the first (the latest wins in FINAL), in one partition so it can.
+        f"DROP TABLE IF EXISTS {DATABASE}.conversions_by_event",
+        _conversions_ddl("conversions_by_event", order_by="event_type, event_id",
+                         partition_by="tuple()"),
+        f"INSERT INTO {DATABASE}.conversions_by_event SELECT * FROM {DATABASE}.conversions",
+        f"EXCHANGE TABLES {DATABASE}.conversions AND {DATABASE}.conversions_by_event",
+        f"DROP TABLE {DATABASE}.conversions_by_event",
         *(view.target_ddl for view in _NEW_IN_3),
         *(f"TRUNCATE TABLE {DATABASE}.{view.table}" for view in _NEW_IN_3),
         *(view.view_ddl for view in CLICK_VIEWS),
