@@ -121,7 +121,7 @@ class Settings:
     ctrader_timeout_ms: int = 5_000
     ctrader_attempts: int = 4
     ctrader_backoff_ms: int = 200
-    ctrader_backoff_max_ms: int = 30_000
+    ctrader_backoff_max_ms: int = 10_000
     outbox_concurrency: int = 32
     outbox_claim_idle_ms: int = 60_000
 
@@ -240,7 +240,7 @@ class Settings:
             ctrader_attempts=_int(env, "INVITE_CTRADER_ATTEMPTS", 4, 1, 20),
             ctrader_backoff_ms=_int(env, "INVITE_CTRADER_BACKOFF_MS", 200, 1, 60_000),
             ctrader_backoff_max_ms=_int(
-                env, "INVITE_CTRADER_BACKOFF_MAX_MS", 30_000, 1, 3_600_000
+                env, "INVITE_CTRADER_BACKOFF_MAX_MS", 10_000, 1, 3_600_000
             ),
             outbox_concurrency=_int(env, "INVITE_OUTBOX_CONCURRENCY", 32, 1, 1024),
             outbox_claim_idle_ms=_int(

@@ -2,12 +2,13 @@
 draining after a cTrader outage.
 
 One run starts its own redis-server, the fake cTrader (`python -m tests.fake_ctrader`, a process
-of its own) and `invite edge --workers 1`. Phases:
+of its own) and `invite edge --workers N` (`--workers`, default 1). Phases:
 
 1. baseline: the load generator calls the fake's `PUT /cid/oauth2/ctid/referral` directly, with
    the same concurrency: the floor any hook sits on (50 ms per call);
-2. hooks: `POST /hooks/sso/referral` with a new user each, same concurrency: assignments/s and
-   hook latency, and how many answered `done` within the budget;
+2. hooks: `POST /hooks/sso/referral` with a new user each, same concurrency (saturated):
+   assignments/s, and how many answered `done` within the budget; then hooks arriving at a steady
+   `--steady-rate`/s: hook latency below saturation;
 3. outage: the fake answers 503 for `--outage-s` while hooks keep arriving at `--outage-rate`/s
    (answered `queued`); then it comes back and the outbox drains: time to the first delivery
    (the gate's backed-off probe) and assignments/s while draining.
@@ -82,6 +83,18 @@ class Connection:
 
     async def send(self, method: str, target: str, body: bytes,
                    headers: dict[str, str]) -> tuple[int, bytes]:
+        reused = self._streams is not None
+        try:
+            return await self._exchange(method, target, body, headers)
+        except (ConnectionError, asyncio.IncompleteReadError, IndexError):
+            if not reused:
+                raise
+            # The server closed an idle keep-alive connection (uvicorn: after 5 s): once more.
+            self.close()
+            return await self._exchange(method, target, body, headers)
+
+    async def _exchange(self, method: str, target: str, body: bytes,
+                        headers: dict[str, str]) -> tuple[int, bytes]:
         if self._streams is None:
             self._streams = await asyncio.open_connection(self._host, self._port)
         reader, writer = self._streams
@@ -102,6 +115,7 @@ class Connection:
     def close(self) -> None:
         if self._streams is not None:
             self._streams[1].close()
+            self._streams = None
 
 
 Request = Callable[[Connection, int], Awaitable[str]]
@@ -132,17 +146,20 @@ async def closed_loop(
     return LoadResult(name, len(latencies), time.perf_counter() - began, latencies, answers)
 
 
-async def open_loop(url: str, rate: float, duration_s: float, request: Request,
-                    first_user: int) -> dict[str, int]:
-    """A fixed arrival rate, whatever the answers take (the outage phase)."""
+async def open_loop(name: str, url: str, rate: float, duration_s: float, request: Request,
+                    first_user: int) -> LoadResult:
+    """A fixed arrival rate, whatever the answers take: latency below saturation."""
     answers: dict[str, int] = {}
+    latencies: list[float] = []
     idle: list[Connection] = []
     tasks = []
     began = time.perf_counter()
 
     async def one(user: int) -> None:
         connection = idle.pop() if idle else Connection(url)
+        started = time.perf_counter()
         answer = await request(connection, user)
+        latencies.append((time.perf_counter() - started) * 1000)
         idle.append(connection)
         answers[answer] = answers.get(answer, 0) + 1
 
@@ -154,7 +171,7 @@ async def open_loop(url: str, rate: float, duration_s: float, request: Request,
     await asyncio.gather(*tasks)
     for connection in idle:
         connection.close()
-    return answers
+    return LoadResult(name, len(latencies), time.perf_counter() - began, latencies, answers)
 
 
 class Bench:
@@ -193,7 +210,7 @@ class Bench:
         )
         edge = self.children.spawn("edge", [
             str(venv_script("invite")), "edge", "--host", "127.0.0.1",
-            "--port", str(self.edge_port), "--workers", "1",
+            "--port", str(self.edge_port), "--workers", str(self.args.workers),
         ], env=env, cwd=ROOT)
         wait_http_ok(f"{self.edge_url}/healthz", edge)
         response = httpx.put(f"{self.edge_url}/api/partners/{PARTNER_ID}", json={"type": "ib"},
@@ -234,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             bench.start()
             print(f"fake cTrader answering in {args.delay_ms:g} ms; {args.concurrency} callers; "
-                  f"{args.duration_s:g} s per phase; redis {bench.redis.version()}", flush=True)
+                  f"{args.duration_s:g} s per phase; {args.workers} edge worker(s); "
+                  f"redis {bench.redis.version()}; {os.cpu_count()} cores", flush=True)
             asyncio.run(closed_loop("warm-up", bench.edge_url, args.concurrency, 2, bench.hook, 1))
             baseline = asyncio.run(closed_loop(
                 "baseline: PUT on the fake directly", bench.fake_url, args.concurrency,
@@ -245,12 +263,17 @@ def run(args: argparse.Namespace) -> int:
                 "hooks: POST /hooks/sso/referral", bench.edge_url, args.concurrency,
                 args.duration_s, bench.hook, 20_000_000))
             print(hooks.line(), flush=True)
+            steady = asyncio.run(open_loop(
+                f"hooks at a steady {args.steady_rate:g}/s", bench.edge_url, args.steady_rate,
+                args.duration_s, bench.hook, 25_000_000))
+            print(steady.line(), flush=True)
             wait_until(lambda: bench.redis.xlen(STREAM) == 0, 60, "the outbox to empty")
             delivered = int(bench.fake_state()["assigned"]) - assigned_before  # type: ignore[call-overload]
-            print(f"  hooks answered: {hooks.requests}; assignments that reached the fake: "
-                  f"{delivered}; ratio hooks/baseline: {hooks.rate / baseline.rate:.2f}",
+            answered = hooks.requests + steady.requests
+            print(f"  hooks answered: {answered}; assignments that reached the fake: "
+                  f"{delivered}; saturated hooks/baseline: {hooks.rate / baseline.rate:.2f}",
                   flush=True)
-            missing = hooks.requests - delivered
+            missing = answered - delivered
             missing += outage(bench, args)
         except BenchError as exc:
             print(f"bench-hooks failed: {exc}", file=sys.stderr)
@@ -266,9 +289,10 @@ def outage(bench: Bench, args: argparse.Namespace) -> int:
     bench.fake_state(down=True)
     print(f"outage: cTrader answers 503 for {args.outage_s:g} s while "
           f"{args.outage_rate:g} hooks/s arrive", flush=True)
-    answers = asyncio.run(
-        open_loop(bench.edge_url, args.outage_rate, args.outage_s, bench.hook, 30_000_000)
-    )
+    answers = asyncio.run(open_loop(
+        "hooks during the outage", bench.edge_url, args.outage_rate, args.outage_s, bench.hook,
+        30_000_000,
+    )).answers
     queued = bench.redis.xlen(STREAM)
     print(f"  answers during the outage: {answers}; in the outbox: {queued}", flush=True)
     bench.fake_state(down=False)
@@ -298,6 +322,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=50.0)
     parser.add_argument("--outage-s", type=float, default=60.0)
     parser.add_argument("--outage-rate", type=float, default=50.0)
+    parser.add_argument("--steady-rate", type=float, default=100.0,
+                        help="hooks/s of the latency phase (below saturation)")
+    parser.add_argument("--workers", type=int, default=1, help="edge worker processes")
     try:
         sys.exit(run(parser.parse_args()))
     except KeyboardInterrupt:
