@@ -13,8 +13,10 @@ import redis
 from redis.cluster import RedisCluster
 
 from edge.embedded_redis import find_redis_server, free_port
-from tests.conftest import EdgeServer, make_settings, wait_for
+from tests.conftest import EdgeServer, ctrader_env, make_settings, wait_for
 from tests.edge.helpers import create_link, put_partner
+from tests.edge.hooks_support import call_hook
+from tests.fake_ctrader import FakeCTrader
 
 pytestmark = pytest.mark.servers
 
@@ -99,3 +101,28 @@ def test_edge_on_redis_cluster_records_clicks_and_follows_suspension(
     cluster.close()
     assert events[0]["click_id"] == click_id
     assert events[0]["ancestors"] == ["ib-c"]
+
+
+def test_sso_hook_and_outbox_on_redis_cluster(
+    cluster_url: str, tmp_path: Path, fake_ctrader: FakeCTrader
+) -> None:
+    edge = EdgeServer(make_settings(tmp_path, cluster_url, **ctrader_env(fake_ctrader))).start()
+    try:
+        put_partner(edge, "ib-h", type="ib")
+        user_id = fake_ctrader.add_user()
+        answer = call_hook(edge, "/hooks/sso/referral", {"userId": user_id, "partnerId": "ib-h"})
+        assert answer.json()["assignment"] == "done", answer.text
+        fake_ctrader.down = True
+        queued_user = fake_ctrader.add_user()
+        queued = call_hook(edge, "/hooks/sso/referral", {"userId": queued_user,
+                                                         "partnerId": "ib-h"})
+        assert queued.json()["assignment"] == "queued"
+        fake_ctrader.down = False
+        wait_for(lambda: fake_ctrader.referrals.get(queued_user) == "ib-h",
+                 what="the worker to send the queued assignment on the cluster")
+        cluster = RedisCluster.from_url(cluster_url.replace("+cluster", ""))
+        events = [orjson.loads(fields[b"e"]) for _, fields in cluster.xrange("invite:conversions")]
+        assert [event["user_id"] for event in events] == [str(user_id), str(queued_user)]
+        cluster.close()
+    finally:
+        edge.stop()
