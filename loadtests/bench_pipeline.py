@@ -1,4 +1,4 @@
-"""`make bench-pipeline`: the batcher's events/s beside a raw insert, freshness, downline roll-ups.
+"""`make bench-pipeline`: the batcher's events/s beside a raw insert, and freshness.
 
 Everything in one process, as `invite run` has it: a private redis-server, embedded ClickHouse
 (chDB) in a temporary directory, the batcher on the event loop.
@@ -8,9 +8,9 @@ Everything in one process, as `invite run` has it: a private redis-server, embed
 2. batcher: the same N events XADDed first, then one Batcher drains the stream (read, parse,
    enrich with a cold UA cache, duplicate check, insert, XACK, trim);
 3. freshness: events XADDed at a steady rate (5k/s) while the batcher runs; for each, the time
-   from its XADD's reply (the click answered) to the first `count()` on `clicks` that includes it;
-4. downline roll-up: a large IB's clicks over the whole table, from `clicks` (has(ancestors))
-   and from `clicks_downline_hourly`, after the table is grown to --rollup-rows synthetic clicks.
+   from its XADD's reply (the click answered) to the first `count()` on `clicks` that includes it.
+
+The dashboard's questions on 10M clicks are `make bench-queries`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -165,14 +164,14 @@ async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[dict[str, A
 
 
 async def freshness(redis: Redis, clickhouse: Client, rate: int, seconds: float,
-                    seed: int) -> list[float]:
+                    seed: int, flush_ms: int) -> list[float]:
     """Seconds from each event's XADD reply to the first count() that includes it."""
     await redis.delete(CLICK_STREAM)
     total = int(rate * seconds)
     batch = events(total, seed, int(time.time() * 1000))
     answered: list[float] = []
     visible: list[float] = []
-    batcher = Batcher(redis, clickhouse, consumer="fresh")
+    batcher = Batcher(redis, clickhouse, consumer="fresh", flush_interval_s=flush_ms / 1000)
     task = asyncio.create_task(batcher.run())
     tick_s = 0.01
     per_tick = max(1, int(rate * tick_s))
@@ -207,33 +206,6 @@ async def freshness(redis: Redis, clickhouse: Client, rate: int, seconds: float,
     return [seen - sent for sent, seen in zip(answered, visible, strict=False)]
 
 
-def grow(clickhouse: Client, rows: int) -> float:
-    """Synthetic clicks through the views: ib-0's subtree gets ~10% of them, 90 days."""
-    started = time.perf_counter()
-    clickhouse.command(f"""
-        INSERT INTO invite.clicks (click_id, ts, kind, is_human, outcome, partner_id, ancestors,
-            campaign, country, device, os, browser, referer_host, visitor_id)
-        SELECT generateUUIDv4(number), now64(3) - toIntervalSecond(number % 7776000),
-            'person', 1, 'credited', concat('p-', toString(number % {PARTNERS})),
-            multiIf(number % 10 = 0, ['{BIG_IB}'],
-                    number % 10 = 1, ['{BIG_IB}', concat('p-', toString(number % 97))],
-                    [concat('ib-', toString(1 + number % 49))]),
-            concat('c', toString(number % 10)), 'DE', 'mobile', 'iOS', 'Mobile Safari',
-            'google.com', toString(number % 1000003)
-        FROM numbers({rows})
-    """)  # noqa: S608 - numbers and constants only
-    return time.perf_counter() - started
-
-
-def timed(clickhouse: Client, query: str, repeats: int = 5) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = clickhouse.query(query).result_rows
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000, result
-
-
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -243,6 +215,12 @@ async def run(args: argparse.Namespace, redis_url: str, clickhouse: Client) -> N
     redis = Redis.from_url(redis_url, socket_timeout=10)
     batch = events(args.events, seed=1, start_ms=int(time.time() * 1000) - 3_600_000)
 
+    if args.only_freshness:
+        lags = await freshness(redis, clickhouse, args.rate, args.seconds, 2, args.flush_ms)
+        log(f"freshness at {args.rate:,}/s for {args.seconds:.0f} s, flush {args.flush_ms} ms: "
+            f"p50 {percentile(lags, 0.5):.2f} s, p95 {percentile(lags, 0.95):.2f} s")
+        await redis.aclose()
+        return
     raw = raw_insert(clickhouse, batch, args.batch_rows)
     log(f"raw insert: {raw:,.0f} rows/s ({args.events:,} rows, batches of {args.batch_rows:,})")
     truncate(clickhouse)
@@ -253,50 +231,11 @@ async def run(args: argparse.Namespace, redis_url: str, clickhouse: Client) -> N
     assert tuple(found.result_rows[0]) == (args.events, args.events), found.result_rows
 
     truncate(clickhouse)
-    lags = await freshness(redis, clickhouse, args.rate, args.seconds, seed=2)
-    log(f"freshness at {args.rate:,}/s for {args.seconds:.0f} s: "
+    lags = await freshness(redis, clickhouse, args.rate, args.seconds, 2, args.flush_ms)
+    log(f"freshness at {args.rate:,}/s for {args.seconds:.0f} s, flush {args.flush_ms} ms: "
         f"p50 {percentile(lags, 0.5):.2f} s, p95 {percentile(lags, 0.95):.2f} s, "
         f"max {max(lags):.2f} s ({len(lags):,} clicks)")
 
-    if args.rollup_rows:
-        seconds = grow(clickhouse, args.rollup_rows)
-        total = count_clicks(clickhouse)
-        log(f"grew clicks to {total:,} rows in {seconds:.1f} s")
-        # ib-0 (BIG_IB) written out: these are fixed queries.
-        comparisons = {
-            "clicks": (
-                "SELECT count() FROM invite.clicks "
-                "WHERE partner_id = 'ib-0' OR has(ancestors, 'ib-0')",
-                "SELECT sum(clicks) FROM invite.clicks_downline_hourly WHERE ancestor_id = 'ib-0'",
-            ),
-            "clicks + unique visitors": (
-                "SELECT count(), uniq(visitor_id) FROM invite.clicks "
-                "WHERE partner_id = 'ib-0' OR has(ancestors, 'ib-0')",
-                "SELECT sum(clicks), uniqMerge(visitors) FROM invite.clicks_downline_hourly "
-                "WHERE ancestor_id = 'ib-0'",
-            ),
-            "day series, 90 days": (
-                "SELECT toDate(ts) AS day, count(), uniq(visitor_id) FROM invite.clicks "
-                "WHERE partner_id = 'ib-0' OR has(ancestors, 'ib-0') GROUP BY day",
-                "SELECT toDate(hour) AS day, sum(clicks), uniqMerge(visitors) "
-                "FROM invite.clicks_downline_hourly WHERE ancestor_id = 'ib-0' GROUP BY day",
-            ),
-        }
-        for what, (raw_query, view_query) in comparisons.items():
-            raw_ms, raw_result = timed(clickhouse, raw_query)
-            view_ms, view_result = timed(clickhouse, view_query)
-            log(f"downline roll-up of {BIG_IB}, {what}: from clicks {raw_ms:.0f} ms, "
-                f"from clicks_downline_hourly {view_ms:.0f} ms (median of 5)")
-            assert sorted(raw_result)[0][0] == sorted(view_result)[0][0], (raw_result, view_result)
-        probe = batch[: args.batch_rows]
-        started = time.perf_counter()
-        clickhouse.query(  # integers only
-            "SELECT toString(click_id) FROM invite.clicks WHERE ts BETWEEN "  # noqa: S608
-            f"fromUnixTimestamp64Milli({probe[0]['ts']}, 'UTC') AND "
-            f"fromUnixTimestamp64Milli({probe[-1]['ts']}, 'UTC')"
-        )
-        log(f"duplicate check of a {len(probe):,}-event batch on {total:,} rows: "
-            f"{(time.perf_counter() - started) * 1000:.0f} ms")
     await redis.aclose()
 
 
@@ -306,8 +245,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=5000, help="events/s for the freshness run")
     parser.add_argument("--seconds", type=float, default=20.0, help="freshness run length")
-    parser.add_argument("--rollup-rows", type=int, default=5_000_000,
-                        help="synthetic clicks for the roll-up comparison (0 skips it)")
+    parser.add_argument("--flush-ms", type=int, default=1000,
+                        help="the batcher's flush interval in the freshness run (1000)")
+    parser.add_argument("--only-freshness", action="store_true", help="skip the rate runs")
     return parser.parse_args(argv)
 
 

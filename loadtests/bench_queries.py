@@ -4,13 +4,12 @@ One run opens chDB in a temp dir (or `--data-dir`, reused when it already holds 
 the schema (`analytics.schema.migrate`, views included), and generates inside ClickHouse with
 `INSERT … SELECT … FROM numbers(…)`: 5,000 partners in a three-level tree (50 master IBs, 950
 sub-IBs, 4,000 affiliates), 10M clicks over the last 90 days, and registrations for 2% of the
-people's clicks. It merges the tables (as background merges would, given time), then adds a live
-tail the way the batcher writes: 20 unmerged inserts of 5,000 fresh clicks, and 500 of those
-clicks inserted a second time. Then it times, `--rounds` times each after a warm-up, the calls the
-API makes (`analytics.queries`): the default 30-day window for everyone (admin), for the largest
-master IB's downline, and for one affiliate; and, for comparison, the same questions answered from
-the materialized views of schema migration 2 (the API does not read those yet) and, with
-`--proposal`, from partner-less aggregates built on this copy (docs/benchmarks.md, "Queries").
+people's clicks; the materialized views fill as the clicks go in. It merges the tables (as
+background merges would, given time), then adds a live tail the way the batcher writes: 20
+unmerged inserts of 5,000 fresh clicks. Then it times, `--rounds` times each after a warm-up, the
+calls the API makes (`analytics.queries`, reading the views and raw `clicks` for partial hours):
+the default 30-day window for everyone (admin), for the largest master IB's downline, and for one
+affiliate; and, for comparison, what the API read before (raw `clicks` FINAL, exact visitors).
 
 Exit status: 0 when it ran (the goal is reported, not enforced), 2 when chdb is missing, 130 on ^C.
 """
@@ -37,12 +36,12 @@ from typing import Any
 from analytics import queries
 from analytics.clickhouse import Client, open_clickhouse
 from analytics.queries import ClickFilter
-from analytics.schema import DATABASE, migrate
+from analytics.schema import CLICK_VIEWS, DATABASE, migrate
 
 GOAL_P95_MS = 100.0
 MASTERS, SUB_IBS, AFFILIATES = 50, 950, 4000
 INSERT_CHUNK_ROWS = 1_000_000
-TAIL_BATCHES, TAIL_ROWS, TAIL_DUPLICATES = 20, 5_000, 500
+TAIL_BATCHES, TAIL_ROWS = 20, 5_000
 REGISTRATION_SHARE = 0.02
 BREAKDOWNS = tuple(queries.DIMENSIONS)
 
@@ -105,234 +104,24 @@ SELECT partner_id, count() AS clicks FROM invite.clicks
 WHERE partner_id LIKE 'aff-%' AND ts >= {start:DateTime64(3, 'UTC')}
 GROUP BY partner_id ORDER BY clicks DESC LIMIT 1
 """
-# The same questions from schema migration 2's views, for comparison: counts and approximate
-# `uniq` visitors pre-aggregated per hour (or per day for the dimensions).
-VIEW_QUESTIONS = {
-    "summary, everyone": """
-        SELECT sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqMergeIf(visitors, outcome = 'credited' AND is_human = 1)
-        FROM invite.clicks_hourly
-        WHERE hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-    """,
-    "day series, everyone": """
-        SELECT toStartOfDay(hour) AS day, sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqMergeIf(visitors, outcome = 'credited' AND is_human = 1)
-        FROM invite.clicks_hourly
-        WHERE hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-        GROUP BY day ORDER BY day
-    """,
-    "top 20 partners, everyone": """
-        SELECT partner_id, sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1) AS humans,
-            uniqMergeIf(visitors, outcome = 'credited' AND is_human = 1)
-        FROM invite.clicks_hourly
-        WHERE hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-            AND partner_id != ''
-        GROUP BY partner_id ORDER BY humans DESC LIMIT 20
-    """,
-    "top 20 countries, everyone": """
-        SELECT value, sum(clicks), sumIf(clicks, is_human = 1) AS humans,
-            uniqMergeIf(visitors, is_human = 1)
-        FROM invite.clicks_dimensions_daily
-        WHERE dimension = 'country' AND partner_id != ''
-            AND day >= toDate({start:DateTime64(3, 'UTC')})
-            AND day < toDate({end:DateTime64(3, 'UTC')})
-        GROUP BY value ORDER BY humans DESC LIMIT 20
-    """,
-    "summary, largest master IB + downline": """
-        SELECT sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqMergeIf(visitors, outcome = 'credited' AND is_human = 1)
-        FROM invite.clicks_downline_hourly
-        WHERE ancestor_id = {master:String}
-            AND hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-    """,
-    "day series, largest master IB + downline": """
-        SELECT toStartOfDay(hour) AS day, sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqMergeIf(visitors, outcome = 'credited' AND is_human = 1)
-        FROM invite.clicks_downline_hourly
-        WHERE ancestor_id = {master:String}
-            AND hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-        GROUP BY day ORDER BY day
-    """,
-}
-# Counting each click once without waiting for merges: FINAL (what the API does) against counting
-# distinct click ids, and the plain count that duplicates would inflate.
-DEDUP_QUESTIONS = {
-    "clicks + people: FINAL": """
-        SELECT count(), countIf(is_human = 1) FROM invite.clicks FINAL
-        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            AND outcome = 'credited'
-        SETTINGS do_not_merge_across_partitions_select_final = 1
-    """,
-    "clicks + people: uniqExact(click_id)": """
-        SELECT uniqExact(click_id), uniqExactIf(click_id, is_human = 1) FROM invite.clicks
-        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            AND outcome = 'credited'
-    """,
-    "clicks + people: plain count (counts duplicates)": """
-        SELECT count(), countIf(is_human = 1) FROM invite.clicks
-        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            AND outcome = 'credited'
-    """,
-    "visitors: uniqExact(visitor_id), strings": """
-        SELECT uniqExactIf(visitor_id, is_human = 1) FROM invite.clicks FINAL
-        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            AND outcome = 'credited'
-        SETTINGS do_not_merge_across_partitions_select_final = 1
-    """,
-    "visitors: uniqExact(cityHash64(visitor_id)), the API": """
-        SELECT uniqExactIf(cityHash64(visitor_id), is_human = 1) FROM invite.clicks FINAL
-        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            AND outcome = 'credited'
-        SETTINGS do_not_merge_across_partitions_select_final = 1
-    """,
-    "visitors: uniqHLL12 (approximate)": """
-        SELECT uniqHLL12If(visitor_id, is_human = 1) FROM invite.clicks FINAL
-        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            AND outcome = 'credited'
-        SETTINGS do_not_merge_across_partitions_select_final = 1
-    """,
-}
-
-
-# What would make everyone's questions fast, measured on this copy: aggregates without the
-# partner in the key (migration 2's views are keyed by partner first, so "everyone" merges one
-# state per partner and hour). Built here as tables filled from `clicks FINAL`, which is what a
-# view plus its backfill would hold. Visitors as exact sets of 64-bit hashes, or HLL sketches.
-PROPOSAL_TABLES = {
-    "proposal_global_hourly": """
-        CREATE TABLE IF NOT EXISTS invite.proposal_global_hourly (
-            hour          DateTime('UTC'),
-            campaign      String,
-            outcome       LowCardinality(String),
-            is_human      UInt8,
-            clicks        SimpleAggregateFunction(sum, UInt64),
-            visitors      AggregateFunction(uniqExact, UInt64),
-            visitors_hll  AggregateFunction(uniqCombined(14), UInt64)
-        ) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(hour)
-        ORDER BY (hour, campaign, outcome, is_human)
-    """,
-    "proposal_dimensions_global_daily": """
-        CREATE TABLE IF NOT EXISTS invite.proposal_dimensions_global_daily (
-            day           Date,
-            dimension     LowCardinality(String),
-            value         String,
-            is_human      UInt8,
-            clicks        SimpleAggregateFunction(sum, UInt64),
-            visitors_hll  AggregateFunction(uniqCombined(14), UInt64)
-        ) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(day)
-        ORDER BY (dimension, day, value, is_human)
-    """,
-    # Every partner that ever had a given ancestor (from the clicks' snapshots): a roll-up becomes
-    # `partner_id IN (…)`, a primary-key read, and stays exact. ~9,000 rows for 10M clicks.
-    "proposal_partner_lineage": """
-        CREATE TABLE IF NOT EXISTS invite.proposal_partner_lineage (
-            ancestor_id String,
-            partner_id  String
-        ) ENGINE = ReplacingMergeTree ORDER BY (ancestor_id, partner_id)
-    """,
-}
-PROPOSAL_FILL = (
-    """
-    INSERT INTO invite.proposal_global_hourly
-    SELECT toStartOfHour(ts) AS hour, campaign, outcome, is_human, count(),
-        uniqExactState(cityHash64(visitor_id)), uniqCombinedState(14)(cityHash64(visitor_id))
-    FROM invite.clicks FINAL GROUP BY hour, campaign, outcome, is_human
-    """,
-    """
-    INSERT INTO invite.proposal_dimensions_global_daily
-    SELECT toDate(ts) AS day, pair.1 AS dimension, pair.2 AS value, is_human, count(),
-        uniqCombinedState(14)(cityHash64(visitor_id))
-    FROM invite.clicks FINAL
-    ARRAY JOIN [('country', country), ('device', device), ('os', os), ('browser', browser),
-        ('referrer', referer_host), ('campaign', campaign)] AS pair
-    WHERE outcome = 'credited' GROUP BY day, dimension, value, is_human
-    """,
-    """
-    INSERT INTO invite.proposal_partner_lineage
-    SELECT DISTINCT ancestor_id, partner_id FROM invite.clicks ARRAY JOIN ancestors AS ancestor_id
-    """,
-)
-PROPOSAL_QUESTIONS = {
-    "summary, everyone (exact visitors)": """
-        SELECT sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqExactMergeIf(visitors, outcome = 'credited' AND is_human = 1)
-        FROM invite.proposal_global_hourly
-        WHERE hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-    """,
-    "summary, everyone (HLL visitors)": """
-        SELECT sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqCombinedMergeIf(14)(visitors_hll, outcome = 'credited' AND is_human = 1)
-        FROM invite.proposal_global_hourly
-        WHERE hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-    """,
-    "day series, everyone (exact visitors)": """
-        SELECT toStartOfDay(hour) AS day, sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqExactMergeIf(visitors, outcome = 'credited' AND is_human = 1)
-        FROM invite.proposal_global_hourly
-        WHERE hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-        GROUP BY day ORDER BY day
-    """,
-    "day series, everyone (HLL visitors)": """
-        SELECT toStartOfDay(hour) AS day, sumIf(clicks, outcome = 'credited'),
-            sumIf(clicks, outcome = 'credited' AND is_human = 1),
-            uniqCombinedMergeIf(14)(visitors_hll, outcome = 'credited' AND is_human = 1)
-        FROM invite.proposal_global_hourly
-        WHERE hour >= toStartOfHour({start:DateTime64(3, 'UTC')})
-            AND hour < {end:DateTime64(3, 'UTC')}
-        GROUP BY day ORDER BY day
-    """,
-    "top 20 countries, everyone (HLL visitors)": """
-        SELECT value, sum(clicks), sumIf(clicks, is_human = 1) AS humans,
-            uniqCombinedMergeIf(14)(visitors_hll, is_human = 1)
-        FROM invite.proposal_dimensions_global_daily
-        WHERE dimension = 'country' AND day >= toDate({start:DateTime64(3, 'UTC')})
-            AND day < toDate({end:DateTime64(3, 'UTC')})
-        GROUP BY value ORDER BY humans DESC LIMIT 20
-    """,
-    "summary, largest master IB + downline (lineage, exact)": """
-        SELECT countIf(outcome = 'credited'), countIf(outcome = 'credited' AND is_human = 1),
-            uniqExactIf(cityHash64(visitor_id), outcome = 'credited' AND is_human = 1)
+# What the API read before schema migration 3 (raw `clicks`, exact visitors), for comparison.
+RAW_QUESTIONS = {
+    "clicks + people + exact visitors, everyone, FINAL": """
+        SELECT count(), countIf(is_human = 1), uniqExactIf(cityHash64(visitor_id), is_human = 1)
         FROM invite.clicks FINAL
         WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            AND (partner_id = {master:String} OR partner_id IN (
-                SELECT partner_id FROM invite.proposal_partner_lineage
-                WHERE ancestor_id = {master:String}))
+            AND outcome = 'credited'
+        SETTINGS do_not_merge_across_partitions_select_final = 1
+    """,
+    "clicks + people + exact visitors, largest master IB + downline, FINAL": """
+        SELECT count(), countIf(is_human = 1), uniqExactIf(cityHash64(visitor_id), is_human = 1)
+        FROM invite.clicks FINAL
+        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
+            AND outcome = 'credited'
             AND (partner_id = {master:String} OR has(ancestors, {master:String}))
         SETTINGS do_not_merge_across_partitions_select_final = 1
     """,
-    "top 20 campaigns, everyone (HLL visitors)": """
-        SELECT value, sum(clicks), sumIf(clicks, is_human = 1) AS humans,
-            uniqCombinedMergeIf(14)(visitors_hll, is_human = 1)
-        FROM invite.proposal_dimensions_global_daily
-        WHERE dimension = 'campaign' AND day >= toDate({start:DateTime64(3, 'UTC')})
-            AND day < toDate({end:DateTime64(3, 'UTC')})
-        GROUP BY value ORDER BY humans DESC LIMIT 20
-    """,
 }
-
-
-def build_proposal(client: Client) -> None:
-    for name, ddl in PROPOSAL_TABLES.items():
-        client.command(f"DROP TABLE IF EXISTS {DATABASE}.{name}")
-        client.command(ddl)
-    for fill in PROPOSAL_FILL:
-        client.command(fill)
 
 
 @dataclass
@@ -392,12 +181,12 @@ def generate(client: Client, rows: int, days: int, end: datetime) -> None:
 
 
 def merge(client: Client) -> None:
-    for table in ("clicks", "conversions", "partners"):
+    for table in ("clicks", "conversions", "partners", *(view.table for view in CLICK_VIEWS)):
         client.command(f"OPTIMIZE TABLE {DATABASE}.{table} FINAL")
 
 
 def add_live_tail(client: Client, end: datetime) -> None:
-    """Small recent inserts, as the batcher makes them, plus replayed duplicates: FINAL has work."""
+    """Small recent inserts, as the batcher makes them: unmerged parts, as in production."""
     ids, ancestors = tree()
     base = {"ids": ids, "ancestors": ancestors, "partners": len(ids), "end": end,
             "span_ms": 3_600_000}
@@ -406,11 +195,6 @@ def add_live_tail(client: Client, end: datetime) -> None:
             _CLICK_INSERT,
             parameters={**base, "offset": 10**10 + batch * TAIL_ROWS, "rows": TAIL_ROWS},
         )
-    client.command(
-        "INSERT INTO invite.clicks SELECT * REPLACE (now64(3) AS inserted_at) "
-        "FROM invite.clicks WHERE ts >= {since:DateTime64(3, 'UTC')} LIMIT {n:UInt32}",
-        parameters={"since": end - timedelta(hours=1), "n": TAIL_DUPLICATES},
-    )
 
 
 def timed(call: Callable[[], object], rounds: int, warmup: int) -> list[float]:
@@ -454,6 +238,12 @@ def api_questions(
     asked["top 20 partners, largest master IB + downline"] = (
         lambda: queries.breakdown(client, downline, "partner", 20)
     )
+    asked["top 20 countries, largest master IB + downline"] = (
+        lambda: queries.breakdown(client, downline, "country", 20)
+    )
+    asked["hour series (7 days), everyone"] = lambda: queries.timeseries(
+        client, ClickFilter(start=window.end - timedelta(days=7), end=window.end), "hour"
+    )
     asked["summary, one affiliate"] = lambda: queries.summary(client, one)
     asked["day series, one affiliate"] = lambda: queries.timeseries(client, one, "day")
     return asked
@@ -465,13 +255,6 @@ def sql_questions(
     return {
         name: partial(client.query, sql, parameters=parameters) for name, sql in questions.items()
     }
-
-
-def views_present(client: Client) -> bool:
-    present = {row[0] for row in client.query(
-        "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": DATABASE}
-    ).result_rows}
-    return {"clicks_hourly", "clicks_downline_hourly", "clicks_dimensions_daily"} <= present
 
 
 def _say(text: str) -> None:
@@ -507,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path,
                         help="keep the data here; reused when it already holds clicks")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
-    parser.add_argument("--proposal", action="store_true",
-                        help="also build and time the proposed partner-less aggregates")
     args = parser.parse_args(argv)
 
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-queries-"))
@@ -559,18 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         parameters = {"start": window.start, "end": window.end, "master": master}
         groups = [
             ("API (analytics.queries)", api_questions(client, window, master, affiliate)),
-            ("variants", sql_questions(client, DEDUP_QUESTIONS, parameters)),
+            ("raw clicks, for comparison", sql_questions(client, RAW_QUESTIONS, parameters)),
         ]
-        if views_present(client):
-            groups.append(("migration 2 views", sql_questions(client, VIEW_QUESTIONS, parameters)))
-        else:
-            _say("  (the views of schema migration 2 are missing: no comparison)")
-        if args.proposal:
-            _say("building the proposed partner-less aggregates")
-            started = time.perf_counter()
-            build_proposal(client)
-            facts["proposal_build_s"] = round(time.perf_counter() - started, 1)
-            groups.append(("proposal", sql_questions(client, PROPOSAL_QUESTIONS, parameters)))
         for group, asked in groups:
             for question, call in asked.items():
                 timings.append(timing(group, question, timed(call, args.rounds, args.warmup)))
