@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 import httpx
 import orjson
 
-from edge.backoff import RetryPolicy
 from edge.config import Settings
 from edge.ctrader import CTraderClient, CTraderUser
 from edge.embedded_redis import EmbeddedRedis, running_url
@@ -24,9 +23,9 @@ from edge.errors import (
     CTraderUnavailable,
     InviteError,
 )
+from edge.jobs import JobStore
 from edge.links import DestinationPolicy
 from edge.logs import configure_logging
-from edge.outbox import Outbox
 from edge.partners import PARTNER_TYPES, PartnerRegistry, check_partner_id
 from edge.redis_client import open_redis
 from edge.server import SERVERS, serve
@@ -371,9 +370,9 @@ async def dead_letters_command(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     redis = open_redis(_redis_url(settings), timeout_s=5.0)
     try:
-        outbox = Outbox(redis, RetryPolicy())
-        result = {"queued": await outbox.queued(),
-                  "deadLetters": await outbox.dead_letters(args.limit)}
+        jobs = JobStore(redis)
+        result = {"queued": await jobs.queued(),
+                  "deadLetters": await jobs.dead_letters(args.limit)}
     finally:
         await redis.aclose()
     _print_json(result)

@@ -18,7 +18,7 @@ from edge.admin import bearer_only, json_body
 from edge.config import Settings
 from edge.ctrader import CTraderUser
 from edge.errors import CTraderRejected, InvalidInput, NotFound
-from edge.outbox import DEAD
+from edge.jobs import DEAD
 from edge.partners import check_partner_id
 from edge.referrals import Referral, ReferralResolver
 from edge.registrations import Registrations

@@ -19,8 +19,8 @@ import orjson
 from edge.backoff import RetryPolicy, with_retries
 from edge.errors import InvalidInput, WebhookRejected, WebhookUnavailable
 from edge.http_pool import HttpPool
+from edge.jobs import Job
 from edge.links import DestinationPolicy
-from edge.outbox import Job
 
 NOTIFICATION = "notification"
 SIGNATURE_HEADER = "X-Invite-Signature"

@@ -1,13 +1,12 @@
 """The durable outbox: work for cTrader and partner webhooks goes to a Redis stream, then out.
 
-A job is written to the stream `invite:{outbox}:stream` with its idempotency key before anything
-is sent; the key's state (`queued`, `done`, `dead`) lives beside it for 90 days, so a duplicate
+A job is written with its idempotency key before anything is sent (`edge.jobs`); a duplicate
 submission answers the first one's state instead of doing the work twice. The submitting request
 may send the job at once (holding a lease on its key); every edge process also runs a worker in
 the consumer group `senders` that sends what is still queued: its own pending entries, entries a
 dead process left idle (XAUTOCLAIM), and new ones. Retryable failures shut a per-destination gate
 (one probe at a time, backed off with jitter) and leave the job queued; final ones move it to the
-dead letters `invite:{outbox}:dead`, which operators read.
+dead letters, which operators read.
 """
 
 from __future__ import annotations
@@ -19,103 +18,24 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from edge.backoff import Gate, RetryPolicy
-from edge.errors import InviteError, UpstreamError
+from edge.errors import InviteError
+from edge.jobs import DEAD, DONE, QUEUED, Job, JobStore, Outcome, dead_letter, describe_error
 
 log = logging.getLogger("invite.outbox")
 
-PREFIX = "invite:{outbox}:"  # one hash tag: the scripts' keys share a Redis Cluster slot
-STREAM = PREFIX + "stream"
-DEAD_LETTERS = PREFIX + "dead"
-GROUP = "senders"
-IDEMPOTENCY_TTL_S = 90 * 86_400
-DEAD_LETTERS_MAX = 10_000
 SCAN_INTERVAL_S = 0.5
 READ_BLOCK_MS = 250
 PAGE = 100
 LEASE_MARGIN_S = 5.0
 ACCEPT_LEASE_MS = 10_000
 STALE_CONSUMER_MS = 86_400_000
-DONE, QUEUED, DEAD = "done", "queued", "dead"
-
-# KEYS: job, stream, lease. ARGV: kind, key, job, now, ttl, lease ms, lease owner.
-_ENQUEUE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state then
-  local entry = redis.call('HGET', KEYS[1], 'entry') or ''
-  return {0, state, entry, redis.call('HGET', KEYS[1], 'error') or ''}
-end
-local id = redis.call('XADD', KEYS[2], '*', 'kind', ARGV[1], 'key', ARGV[2], 'job', ARGV[3])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'entry', id, 'created_at', ARGV[4], 'attempts', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[6])
-return {1, 'queued', id, ''}
-"""
-# KEYS: job, stream, lease, dead letters. ARGV: state, entry, owner, now, group, dead letter.
-_FINISH = """
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[7])
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[1], 'error', ARGV[6])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[6])
-end
-redis.call('XACK', KEYS[2], ARGV[5], ARGV[2])
-redis.call('XDEL', KEYS[2], ARGV[2])
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def job_key(key: str) -> str:
-    return f"{PREFIX}job:{key}"
-
-
-def lease_key(key: str) -> str:
-    return f"{PREFIX}lease:{key}"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    kind: str
-    key: str  # the idempotency key: the same key is done once
-    payload: dict[str, Any]
-
-    def fields(self) -> dict[str, str]:
-        return {"kind": self.kind, "key": self.key, "job": orjson.dumps(self.payload).decode()}
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> Job:
-        try:
-            payload = orjson.loads(fields["job"])
-            kind, key = fields["kind"], fields["key"]
-        except (KeyError, orjson.JSONDecodeError) as exc:
-            raise ValueError(f"not an outbox job ({type(exc).__name__})") from None
-        if not isinstance(payload, dict):
-            raise ValueError("the job is not a JSON object")
-        return cls(kind, key, payload)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    state: str  # done | queued | dead
-    duplicate: bool = False
-    error: dict[str, Any] | None = None
 
 
 class Sender(Protocol):
@@ -131,24 +51,6 @@ class Sender(Protocol):
 Accept = Callable[[Job], Awaitable[None]]
 
 
-def dead_letter(job: Job, entry_id: str, exc: BaseException, attempts: int) -> dict[str, Any]:
-    return {
-        "entry": entry_id, "kind": job.kind, "key": job.key, "job": job.payload,
-        "attempts": attempts, "ts": _now_ms(), "error": describe_error(exc),
-    }
-
-
-def describe_error(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, UpstreamError):
-        return {
-            "code": exc.code, "message": exc.message, "errorCode": exc.error_code,
-            "description": exc.description, "httpStatus": exc.http_status,
-        }
-    if isinstance(exc, InviteError):
-        return {"code": exc.code, "message": exc.message}
-    return {"code": "internal_error", "message": type(exc).__name__}
-
-
 class Outbox:
     def __init__(
         self,
@@ -159,7 +61,7 @@ class Outbox:
         claim_idle_ms: int = 60_000,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self._redis = redis
+        self._store = JobStore(redis)
         self._policy = policy
         self._claim_idle_ms = claim_idle_ms
         self._lease_ms = int((policy.worst_case_s + LEASE_MARGIN_S) * 1000)
@@ -174,9 +76,6 @@ class Outbox:
         self._rescan = asyncio.Event()
         self._group_ready = False
         self._stopping = False
-        self._enqueue = redis.register_script(_ENQUEUE)
-        self._finish_script = redis.register_script(_FINISH)
-        self._release_script = redis.register_script(_RELEASE)
         self.sent = Counter("invite_outbox_sent", "Outbox jobs done", ["kind"], registry=registry)
         self.retried = Counter(
             "invite_outbox_retries", "Outbox sends that failed and stay queued", ["kind"],
@@ -203,33 +102,28 @@ class Outbox:
         destination = sender.destination(job)
         inline = budget_s > 0 and destination is not None and self.gate(destination).open
         owner = secrets.token_hex(8)
-        created, state, entry_id, error = await self._enqueue(
-            keys=[job_key(job.key), STREAM, lease_key(job.key)],
-            # The lease keeps workers off the job while it is accepted (and sent, if inline).
-            args=[job.kind, job.key, orjson.dumps(job.payload), _now_ms(), IDEMPOTENCY_TTL_S,
-                  self._lease_ms if inline else ACCEPT_LEASE_MS, owner],
+        # The lease keeps workers off the job while it is accepted (and sent, if inline).
+        created, state, entry_id, error = await self._store.enqueue(
+            job, owner, self._lease_ms if inline else ACCEPT_LEASE_MS
         )
-        if not int(created):
+        if not created:
             running = self._inflight.get(job.key)
             if state == QUEUED and running is not None:
                 return await _within(running, budget_s, duplicate=True)
-            return Outcome(str(state), True, orjson.loads(error) if error else None)
+            return Outcome(state, True, error)
         await self._accept(job)
         if not inline or destination is None:
-            await self._release_script(keys=[lease_key(job.key)], args=[owner])
+            await self._store.release(job.key, owner)
             self._rescan.set()
             return Outcome(QUEUED)
-        delivery = self._spawn(self._deliver(job, str(entry_id), owner, sender, destination))
+        delivery = self._spawn(self._deliver(job, entry_id, owner, sender, destination))
         return await _within(delivery, budget_s, duplicate=False)
 
     async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        entries: list[tuple[str, dict[str, str]]] = await self._redis.xrevrange(  # type: ignore[assignment]
-            DEAD_LETTERS, count=limit
-        )
-        return [{"id": entry_id, **orjson.loads(fields["e"])} for entry_id, fields in entries]
+        return await self._store.dead_letters(limit)
 
     async def queued(self) -> int:
-        return int(await self._redis.xlen(STREAM))
+        return await self._store.queued()
 
     async def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="outbox")
@@ -265,7 +159,7 @@ class Outbox:
         _, on_accepted = self._senders[job.kind]
         if on_accepted is not None:
             await on_accepted(job)
-        await self._redis.hset(job_key(job.key), "accepted", "1")
+        await self._store.mark_accepted(job.key)
 
     async def _deliver(
         self, job: Job, entry_id: str, owner: str, sender: Sender, destination: str
@@ -278,9 +172,9 @@ class Outbox:
             await sender.send(job)
         except Exception as exc:
             if isinstance(exc, InviteError) and not exc.retryable:
-                attempts = int(await self._redis.hincrby(job_key(job.key), "attempts", 1))
+                attempts = await self._store.count_attempt(job.key)
                 letter = dead_letter(job, entry_id, exc, attempts)
-                await self._finish(job, entry_id, owner, DEAD, letter)
+                await self._store.finish(job, entry_id, owner, DEAD, letter)
                 gate.leave()
                 self.dead.labels(job.kind).inc()
                 log.warning("outbox %s %s is a dead letter: %s", job.kind, job.key,
@@ -292,26 +186,17 @@ class Outbox:
             if not isinstance(exc, InviteError):
                 log.error("outbox %s %s failed unexpectedly", job.kind, job.key, exc_info=exc)
             self.retried.labels(job.kind).inc()
-            await self._redis.hincrby(job_key(job.key), "attempts", 1)
-            await self._release_script(keys=[lease_key(job.key)], args=[owner])
+            await self._store.count_attempt(job.key)
+            await self._store.release(job.key, owner)
             return Outcome(QUEUED)
         finally:
             self._inflight.pop(job.key, None)
         if gate.succeeded():
             log.info("%s answers again: sending the queued work", destination)
             self._rescan.set()
-        await self._finish(job, entry_id, owner, DONE, None)
+        await self._store.finish(job, entry_id, owner, DONE, None)
         self.sent.labels(job.kind).inc()
         return Outcome(DONE)
-
-    async def _finish(
-        self, job: Job, entry_id: str, owner: str, state: str, letter: dict[str, Any] | None
-    ) -> None:
-        await self._finish_script(
-            keys=[job_key(job.key), STREAM, lease_key(job.key), DEAD_LETTERS],
-            args=[state, entry_id, owner, _now_ms(), GROUP,
-                  orjson.dumps(letter) if letter else "", IDEMPOTENCY_TTL_S, DEAD_LETTERS_MAX],
-        )
 
     # The worker.
 
@@ -321,7 +206,8 @@ class Outbox:
         while not self._stopping:
             try:
                 if not self._group_ready:
-                    await self._create_group()
+                    await self._store.create_group(STALE_CONSUMER_MS)
+                    self._group_ready = True
                 if self._rescan.is_set() or time.monotonic() >= next_scan:
                     self._rescan.clear()
                     await self._scan_own_pending()
@@ -341,23 +227,10 @@ class Outbox:
                 self._group_ready = False  # a Redis that lost its data lost the group too
                 await asyncio.sleep(SCAN_INTERVAL_S)
 
-    async def _create_group(self) -> None:
-        try:
-            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        for consumer in await self._redis.xinfo_consumers(STREAM, GROUP):
-            if consumer["pending"] == 0 and consumer["idle"] > STALE_CONSUMER_MS:
-                await self._redis.xgroup_delconsumer(STREAM, GROUP, consumer["name"])
-        self._group_ready = True
-
     async def _scan_own_pending(self) -> None:
         cursor = "0"
         while True:
-            entries = _entries(
-                await self._redis.xreadgroup(GROUP, self.consumer, {STREAM: cursor}, PAGE)
-            )
+            entries = await self._store.read(self.consumer, cursor, PAGE)
             for entry_id, fields in entries:
                 await self._dispatch(entry_id, fields)
             if len(entries) < PAGE:
@@ -367,27 +240,23 @@ class Outbox:
     async def _claim_abandoned(self) -> None:
         start = "0-0"
         while True:
-            answer: Any = await self._redis.xautoclaim(
-                STREAM, GROUP, self.consumer, self._claim_idle_ms, start, PAGE
+            start, entries = await self._store.claim(
+                self.consumer, self._claim_idle_ms, start, PAGE
             )
-            start = str(answer[0])
-            for entry_id, fields in answer[1]:
+            for entry_id, fields in entries:
                 await self._dispatch(entry_id, fields)
             if start == "0-0":
                 return
 
     async def _read_new(self) -> None:
-        answer = await self._redis.xreadgroup(
-            GROUP, self.consumer, {STREAM: ">"}, PAGE, block=READ_BLOCK_MS
-        )
-        for entry_id, fields in _entries(answer):
+        for entry_id, fields in await self._store.read(self.consumer, ">", PAGE, READ_BLOCK_MS):
             await self._dispatch(entry_id, fields)
 
     async def _dispatch(self, entry_id: str, fields: dict[str, str]) -> None:
         if entry_id in self._busy:
             return
         if not fields:  # done and deleted by another process, still listed as pending here
-            await self._redis.xack(STREAM, GROUP, entry_id)
+            await self._store.ack(entry_id)
             return
         try:
             job = Job.from_fields(fields)
@@ -395,7 +264,10 @@ class Outbox:
             if registered is None:
                 raise ValueError(f"no sender for job kind {job.kind!r}")
         except ValueError as exc:
-            await self._bury_unreadable(entry_id, fields, str(exc))
+            kind = await self._store.bury_unreadable(entry_id, fields, str(exc))
+            self.dead.labels(kind or "unknown").inc()
+            log.warning("outbox entry %s is unreadable (%s): moved to the dead letters",
+                        entry_id, exc)
             return
         sender, _ = registered
         destination = sender.destination(job)
@@ -412,15 +284,15 @@ class Outbox:
         gate = self.gate(destination)
         try:
             owner = secrets.token_hex(8)
-            if not await self._redis.set(lease_key(job.key), owner, nx=True, px=self._lease_ms):
+            if not await self._store.lease(job.key, owner, self._lease_ms):
                 gate.leave()  # someone is sending it right now
                 return
-            accepted, state = await self._redis.hmget(job_key(job.key), ["accepted", "state"])
+            accepted, state = await self._store.progress(job.key)
             if state in (DONE, DEAD):
                 gate.leave()
-                await self._finish(job, entry_id, owner, str(state), None)
+                await self._store.finish(job, entry_id, owner, str(state), None)
                 return
-            if accepted != "1":
+            if not accepted:
                 await self._accept(job)
             await self._deliver(job, entry_id, owner, sender, destination)
         except (RedisError, OSError) as exc:
@@ -430,27 +302,6 @@ class Outbox:
         finally:
             self._busy.discard(entry_id)
             self._slots.release()
-
-    async def _bury_unreadable(self, entry_id: str, fields: dict[str, str], reason: str) -> None:
-        letter = {"entry": entry_id, "kind": fields.get("kind", ""), "key": fields.get("key", ""),
-                  "job": fields.get("job", ""), "attempts": 0, "ts": _now_ms(),
-                  "error": {"code": "unreadable", "message": reason}}
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(DEAD_LETTERS, {"e": orjson.dumps(letter)}, maxlen=DEAD_LETTERS_MAX)
-            pipe.xack(STREAM, GROUP, entry_id)
-            pipe.xdel(STREAM, entry_id)
-            await pipe.execute()
-        self.dead.labels(letter["kind"] or "unknown").inc()
-        log.warning("outbox entry %s is unreadable (%s): moved to the dead letters",
-                    entry_id, reason)
-
-
-def _entries(answer: Any) -> list[tuple[str, dict[str, str]]]:
-    """The entries of an XREADGROUP answer for the one outbox stream."""
-    if not answer:
-        return []
-    entries: list[tuple[str, dict[str, str]]] = answer[0][1]
-    return entries
 
 
 async def _within(work: asyncio.Future[Outcome], budget_s: float, *, duplicate: bool) -> Outcome:

@@ -24,8 +24,9 @@ from edge.conversions import (
     registration_id,
 )
 from edge.ctrader import CTraderClient, CTraderUser
+from edge.jobs import IDEMPOTENCY_TTL_S, PREFIX, Job, Outcome
 from edge.notify import notification_job
-from edge.outbox import IDEMPOTENCY_TTL_S, PREFIX, Job, Outbox, Outcome
+from edge.outbox import Outbox
 from edge.partners import Partner, PartnerRegistry
 from edge.referrals import Referral
 

@@ -34,7 +34,7 @@ import httpx
 import orjson
 
 from edge.embedded_redis import free_port
-from edge.outbox import STREAM
+from edge.jobs import STREAM
 from loadtests.processes import (
     BenchError,
     BenchRedis,

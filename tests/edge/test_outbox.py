@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from edge.outbox import STREAM
+from edge.jobs import STREAM
 from tests.conftest import EdgeServer, wait_for
 from tests.edge.helpers import put_partner
 from tests.edge.hooks_support import call_hook, conversions, start_hook_edge
