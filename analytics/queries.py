@@ -8,7 +8,7 @@ the whitelists below (hence the `noqa: S608`, ruff's string-built-SQL warning).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Final, cast
 
@@ -227,10 +227,10 @@ def click_source(f: ClickFilter, by: str | None = None, hourly: bool = False) ->
     credited = [_CREDITED] if by is not None else []
     raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
     if by is not None and by not in ("campaign", "partner_id"):
-        if not everyone:
+        if not everyone or f.campaign is not None:
             return Source(rollups.RAW, raw, raw_key=by)
         conditions = Conditions(
-            view=["dimension = {dimension:String}", *campaign], raw=raw.raw,
+            view=["dimension = {dimension:String}"], raw=raw.raw,
             parameters={**parameters, "dimension": _VIEW_DIMENSIONS[by]},
         )
         return Source(rollups.BREAKDOWN, conditions, view_key="value", raw_key=by)
@@ -267,7 +267,7 @@ _BY_PEOPLE: Final = "human_clicks DESC, credited_clicks DESC, key"
 
 
 def _over(source: Source, f: ClickFilter, columns: str, tail: str = "",
-          t_unit: timedelta = rollups.HOUR) -> Query:
+          t_unit: timedelta | None = None) -> Query:
     union, parameters = rollups.union_sql(source, f.start, f.end, t_unit)
     return Query(f"SELECT {columns} FROM ({union}) {tail}{QUERY_SETTINGS}", parameters)  # noqa: S608
 
@@ -371,23 +371,34 @@ def dimension_column(by: str) -> str:
     return column
 
 
-def breakdown_query(f: ClickFilter, by: str, limit: int) -> Query:
-    """The top `limit` values of a dimension, by people first: bots never push a value up."""
+def breakdown_top_query(f: ClickFilter, by: str, limit: int) -> Query:
+    """The top `limit` keys of a dimension by counts alone, people first: bots never push a value
+    up. Visitors are asked for those keys only (breakdown_query): merging visitor states is the
+    expensive part, and a partner breakdown has thousands of keys."""
     column = dimension_column(by)
     if not 1 <= limit <= MAX_BREAKDOWN_LIMIT:
         raise InvalidInput(f"limit {limit} must be between 1 and {MAX_BREAKDOWN_LIMIT}")
-    # Two passes over the same rows: the top keys by counts alone, then visitors for those
-    # keys only (merging states is the expensive part; a partner breakdown has 5,000 keys).
-    union, parameters = rollups.union_sql(click_source(f, by=column), f.start, f.end, rollups.DAY)
-    top = (
-        f"SELECT key FROM (SELECT key, {_CLICK_COUNTS} FROM ({union}) "  # noqa: S608
-        f"GROUP BY key ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}})"
+    union, parameters = rollups.union_sql(
+        click_source(f, by=column), f.start, f.end, visitors=False
     )
     sql = (
-        f"SELECT key, {_CLICK_METRICS} FROM ({union}) WHERE key IN ({top}) "  # noqa: S608
-        f"GROUP BY key ORDER BY {_BY_PEOPLE}{QUERY_SETTINGS}"
+        f"SELECT key, {_CLICK_COUNTS} FROM ({union}) "  # noqa: S608
+        f"GROUP BY key ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}}{QUERY_SETTINGS}"
     )
     return Query(sql, {**parameters, "limit": limit})
+
+
+def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query:
+    """Counts and unique visitors of the given keys of a dimension."""
+    column = dimension_column(by)
+    source = click_source(f, by=column)
+    in_keys = [f"{source.view_key} IN {{keys:Array(String)}}"]
+    source = replace(source, conditions=Conditions(
+        view=[*source.conditions.view, *in_keys],
+        raw=[*source.conditions.raw, f"{source.raw_key} IN {{keys:Array(String)}}"],
+        parameters={**source.conditions.parameters, "keys": list(keys)},
+    ))
+    return _over(source, f, f"key, {_CLICK_METRICS}", f"GROUP BY key ORDER BY {_BY_PEOPLE}")
 
 
 def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query | None:
@@ -404,10 +415,12 @@ def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) 
 
 
 def breakdown(client: Client, f: ClickFilter, by: str, limit: int) -> list[BreakdownRow]:
-    rows = _rows(client, breakdown_query(f, by, limit))
-    keys = [str(row[0]) for row in rows]
+    keys = [str(row[0]) for row in _rows(client, breakdown_top_query(f, by, limit))]
+    if not keys:
+        return []
+    rows = _rows(client, breakdown_query(f, by, keys))
     registrations: dict[str, int] | None = None
-    query = breakdown_registrations_query(f, by, keys) if keys else None
+    query = breakdown_registrations_query(f, by, keys)
     if query is not None:
         registrations = {str(key): int(count) for key, count in _rows(client, query)}
     return [

@@ -183,10 +183,11 @@ CLICK_VIEWS: tuple[ClickView, ...] = (
         "{source} ARRAY JOIN arrayPushBack(ancestors, partner_id) AS ancestor_id "
         "WHERE partner_id != ''",
     ),
-    # Everyone's top-N of a click dimension (credited clicks): one row per dimension and value.
+    # Everyone's top-N of a click dimension (credited clicks): one row per dimension and value;
+    # no campaign in the key, so that 30 days merge few states (docs/benchmarks.md, "Queries").
     *_hourly_and_daily(
-        "clicks_breakdown", "dimension LowCardinality(String), campaign String, value String,",
-        "dimension, {t}, campaign, value", "pair.1 AS dimension, campaign, pair.2 AS value",
+        "clicks_breakdown", "dimension LowCardinality(String), value String,",
+        "dimension, {t}, value", "pair.1 AS dimension, pair.2 AS value",
         "{source} ARRAY JOIN [('country', country), ('device', device), ('os', os), "
         "('browser', browser), ('referrer', referer_host)] AS pair WHERE outcome = 'credited'",
     ),
