@@ -113,7 +113,7 @@ class Settings:
     ctrader_webhook_password: str | None = field(default=None, repr=False)
     batcher_consumer: str | None = None
     batcher_batch_rows: int = 50_000
-    batcher_flush_ms: int = 1_000
+    batcher_flush_ms: int = 500
     batcher_max_deliveries: int = 5
     batcher_claim_idle_ms: int = 60_000
     partners_sync_s: int = 60
@@ -229,7 +229,7 @@ class Settings:
             ctrader_webhook_password=env.get("INVITE_CTRADER_WEBHOOK_PASSWORD") or None,
             batcher_consumer=env.get("INVITE_BATCHER_CONSUMER") or None,
             batcher_batch_rows=_int(env, "INVITE_BATCHER_BATCH_ROWS", 50_000, 1, 1_000_000),
-            batcher_flush_ms=_int(env, "INVITE_BATCHER_FLUSH_MS", 1_000, 10, 60_000),
+            batcher_flush_ms=_int(env, "INVITE_BATCHER_FLUSH_MS", 500, 10, 60_000),
             batcher_max_deliveries=_int(env, "INVITE_BATCHER_MAX_DELIVERIES", 5, 1, 1000),
             batcher_claim_idle_ms=_int(
                 env, "INVITE_BATCHER_CLAIM_IDLE_MS", 60_000, 1_000, 86_400_000

@@ -245,8 +245,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=5000, help="events/s for the freshness run")
     parser.add_argument("--seconds", type=float, default=20.0, help="freshness run length")
-    parser.add_argument("--flush-ms", type=int, default=1000,
-                        help="the batcher's flush interval in the freshness run (1000)")
+    parser.add_argument("--flush-ms", type=int, default=500,
+                        help="the batcher's flush interval in the freshness run (500, the default)")
     parser.add_argument("--only-freshness", action="store_true", help="skip the rate runs")
     return parser.parse_args(argv)
 
