@@ -19,8 +19,8 @@ from analytics.api import (
     create_analytics_app,
     create_analytics_routes,
 )
-from analytics.batcher import run_batcher
 from analytics.clickhouse import open_clickhouse
+from analytics.pipeline import run_batcher
 from analytics.schema import migrate
 from edge.app import EdgeApp, Extension, create_app
 from edge.config import Settings

@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import anyio
-import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
@@ -30,13 +27,13 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from analytics import queries
+from analytics.auth import Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse, redact_url
+from analytics.params import FILTER_PARAMETERS, parse_filter, parse_limit, single_values
 from analytics.queries import BreakdownRow, ClickFilter, SeriesPoint, Summary
 from edge.app import http_error_json
 from edge.config import Settings
-from edge.errors import Forbidden, InvalidInput, InviteError, Unauthorized
-from edge.partners import PARTNER_ID_PATTERN, TAG_PATTERN
-from edge.signing import TokenSigner, token_matches
+from edge.errors import Forbidden, InvalidInput, InviteError
 
 log = logging.getLogger("invite.analytics")
 
@@ -52,8 +49,6 @@ DASHBOARD_CSP: Final = (
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 NO_STORE: Final = {"Cache-Control": "private, no-store"}
-FILTER_PARAMETERS: Final = ("from", "to", "partnerId", "includeDownline", "campaign")
-MAX_PARAMETER_LENGTH: Final = 200
 # ClickHouse errors that mean "not now" rather than "wrong question": answered with 503.
 UNAVAILABLE_CODES: Final = {
     60: "a table is missing: run `invite migrate`",  # UNKNOWN_TABLE
@@ -68,127 +63,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """Who asks: the admin (partner_id None) or one partner, who sees its own subtree."""
-
-    partner_id: str | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.partner_id is None
-
-
 class ClickHouseUnavailable(Exception):
     """ClickHouse could not be reached or could not answer now; the message says what to do."""
-
-
-class ViewerAuth:
-    def __init__(self, settings: Settings) -> None:
-        self._admin_tokens = settings.admin_tokens
-        self._partner_tokens = TokenSigner("partner-api", settings.secrets)
-
-    def viewer(self, request: Request) -> Viewer:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("send 'Authorization: Bearer <token>' (admin or partner token)")
-        if token_matches(token, self._admin_tokens):
-            return Viewer(partner_id=None)
-        partner_id = self._partner_id(token)
-        if partner_id is None:
-            raise Unauthorized(
-                "the bearer token is neither the admin token nor a partner token issued by "
-                "POST /api/partners/{partnerId}/tokens"
-            )
-        return Viewer(partner_id=partner_id)
-
-    def _partner_id(self, token: str) -> str | None:
-        payload = self._partner_tokens.unsign(token)
-        if payload is None:
-            return None
-        try:
-            claims = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return None
-        partner_id = claims.get("p") if isinstance(claims, dict) else None
-        if isinstance(partner_id, str) and PARTNER_ID_PATTERN.fullmatch(partner_id):
-            return partner_id
-        return None
-
-
-def _single(params: QueryParams, allowed: tuple[str, ...]) -> dict[str, str]:
-    """The query parameters as a dict; unknown or repeated parameters are refused, so a typo
-    (`includedownline`) cannot silently answer a different question."""
-    values: dict[str, str] = {}
-    for name, value in params.multi_items():
-        if name not in allowed:
-            raise InvalidInput(
-                f"unknown parameter {name[:40]!r}; this route accepts {', '.join(allowed)}"
-            )
-        if name in values:
-            raise InvalidInput(f"parameter {name} is given more than once")
-        if len(value) > MAX_PARAMETER_LENGTH:
-            raise InvalidInput(f"parameter {name} is longer than {MAX_PARAMETER_LENGTH} characters")
-        values[name] = value
-    return values
-
-
-def parse_instant(name: str, raw: str, end_of_day: bool) -> datetime:
-    """An ISO 8601 date or date-time, as UTC. A bare date in `to` means the end of that day."""
-    try:
-        if "T" not in raw and " " not in raw and len(raw) <= 10:
-            day = date.fromisoformat(raw)
-            instant = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return instant + timedelta(days=1) if end_of_day else instant
-        instant = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(
-            f"{name} {raw[:40]!r} is not an ISO 8601 date (2025-05-01) or date-time "
-            "(2025-05-01T12:00:00Z)"
-        ) from None
-    if instant.tzinfo is None:
-        return instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC)
-
-
-def parse_flag(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no", ""):
-        return False
-    raise InvalidInput(f"{name} {raw[:20]!r} must be true or false")
-
-
-def parse_filter(values: dict[str, str], viewer: Viewer, now: datetime) -> ClickFilter:
-    """The common filter of every analytics route. A partner token's requests are always confined
-    to its subtree (`scope_partner_id`) and default to the partner itself."""
-    start = parse_instant("from", values["from"], False) if "from" in values else None
-    end = parse_instant("to", values["to"], True) if "to" in values else None
-    if end is None:
-        end = now if start is None or start < now else start + queries.DEFAULT_RANGE
-    if start is None:
-        start = end - queries.DEFAULT_RANGE
-    partner_id = values.get("partnerId") or None
-    if partner_id is not None and not PARTNER_ID_PATTERN.fullmatch(partner_id):
-        raise InvalidInput(
-            f"partnerId {partner_id[:80]!r} must be 1-64 characters of letters, digits and ._:@- "
-            "starting with a letter or digit"
-        )
-    campaign = values.get("campaign") or None
-    if campaign is not None and not TAG_PATTERN.fullmatch(campaign):
-        raise InvalidInput(
-            "campaign must be 1-128 characters of letters, digits, spaces and ._:@/+-"
-        )
-    return ClickFilter(
-        start=start,
-        end=end,
-        partner_id=partner_id if viewer.is_admin else partner_id or viewer.partner_id,
-        include_downline=parse_flag("includeDownline", values.get("includeDownline", "")),
-        campaign=campaign,
-        scope_partner_id=viewer.partner_id,
-    )
 
 
 def _iso(value: datetime) -> str:
@@ -308,7 +184,7 @@ class AnalyticsApi:
             raise InvalidInput(f"by is required: one of {', '.join(queries.DIMENSIONS)}")
         by = extra["by"]
         queries.dimension_column(by)
-        limit = _parse_limit(extra.get("limit"))
+        limit = parse_limit(extra.get("limit"))
         rows = await self._ask(viewer, f, lambda client: queries.breakdown(client, f, by, limit))
         body = {"filter": filter_json(f), "by": by, "limit": limit,
                 "rows": [breakdown_row_json(row) for row in rows]}
@@ -340,7 +216,7 @@ class AnalyticsApi:
         self, request: Request, *extra: str
     ) -> tuple[Viewer, ClickFilter, dict[str, str]]:
         viewer = self._auth.viewer(request)
-        values = _single(request.query_params, FILTER_PARAMETERS + extra)
+        values = single_values(request.query_params, FILTER_PARAMETERS + extra)
         f = parse_filter(values, viewer, datetime.now(UTC))
         return viewer, f, {name: values[name] for name in extra if name in values}
 
@@ -450,16 +326,6 @@ class ExportResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self._export.aclose()
-
-
-def _parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return queries.DEFAULT_BREAKDOWN_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= queries.MAX_BREAKDOWN_LIMIT:
-        raise InvalidInput(
-            f"limit {raw[:20]!r} must be a whole number from 1 to {queries.MAX_BREAKDOWN_LIMIT}"
-        )
-    return int(raw)
 
 
 def _csv_name(f: ClickFilter) -> str:

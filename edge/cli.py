@@ -298,7 +298,7 @@ def run_batcher_command(args: argparse.Namespace) -> int:
     try:
         from prometheus_client import CollectorRegistry, start_http_server
 
-        from analytics.batcher import run_batcher
+        from analytics.pipeline import run_batcher
     except ImportError:
         raise CliError(ANALYTICS_EXTRA) from None
     configure_logging(settings.log_format)

@@ -18,8 +18,9 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from analytics.batcher import Batcher, BatcherMetrics, run_batcher
+from analytics.batcher import Batcher, BatcherMetrics
 from analytics.clickhouse import Client, InsertOutcome, dedup_windows, open_clickhouse
+from analytics.pipeline import run_batcher
 from analytics.schema import migrate
 from edge.config import Settings
 from edge.links import DestinationPolicy

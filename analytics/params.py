@@ -1,0 +1,101 @@
+"""The analytics API's query parameters: checked one by one, turned into a ClickFilter."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+from starlette.datastructures import QueryParams
+
+from analytics import queries
+from analytics.auth import Viewer
+from analytics.queries import ClickFilter
+from edge.errors import InvalidInput
+from edge.partners import PARTNER_ID_PATTERN, TAG_PATTERN
+
+FILTER_PARAMETERS: Final = ("from", "to", "partnerId", "includeDownline", "campaign")
+MAX_PARAMETER_LENGTH: Final = 200
+
+
+def single_values(params: QueryParams, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query parameters as a dict; unknown or repeated parameters are refused, so a typo
+    (`includedownline`) cannot silently answer a different question."""
+    values: dict[str, str] = {}
+    for name, value in params.multi_items():
+        if name not in allowed:
+            raise InvalidInput(
+                f"unknown parameter {name[:40]!r}; this route accepts {', '.join(allowed)}"
+            )
+        if name in values:
+            raise InvalidInput(f"parameter {name} is given more than once")
+        if len(value) > MAX_PARAMETER_LENGTH:
+            raise InvalidInput(f"parameter {name} is longer than {MAX_PARAMETER_LENGTH} characters")
+        values[name] = value
+    return values
+
+
+def parse_instant(name: str, raw: str, end_of_day: bool) -> datetime:
+    """An ISO 8601 date or date-time, as UTC. A bare date in `to` means the end of that day."""
+    try:
+        if "T" not in raw and " " not in raw and len(raw) <= 10:
+            day = date.fromisoformat(raw)
+            instant = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return instant + timedelta(days=1) if end_of_day else instant
+        instant = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} {raw[:40]!r} is not an ISO 8601 date (2025-05-01) or date-time "
+            "(2025-05-01T12:00:00Z)"
+        ) from None
+    if instant.tzinfo is None:
+        return instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC)
+
+
+def parse_flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise InvalidInput(f"{name} {raw[:20]!r} must be true or false")
+
+
+def parse_filter(values: dict[str, str], viewer: Viewer, now: datetime) -> ClickFilter:
+    """The common filter of every analytics route. A partner token's requests are always confined
+    to its subtree (`scope_partner_id`) and default to the partner itself."""
+    start = parse_instant("from", values["from"], False) if "from" in values else None
+    end = parse_instant("to", values["to"], True) if "to" in values else None
+    if end is None:
+        end = now if start is None or start < now else start + queries.DEFAULT_RANGE
+    if start is None:
+        start = end - queries.DEFAULT_RANGE
+    partner_id = values.get("partnerId") or None
+    if partner_id is not None and not PARTNER_ID_PATTERN.fullmatch(partner_id):
+        raise InvalidInput(
+            f"partnerId {partner_id[:80]!r} must be 1-64 characters of letters, digits and ._:@- "
+            "starting with a letter or digit"
+        )
+    campaign = values.get("campaign") or None
+    if campaign is not None and not TAG_PATTERN.fullmatch(campaign):
+        raise InvalidInput(
+            "campaign must be 1-128 characters of letters, digits, spaces and ._:@/+-"
+        )
+    return ClickFilter(
+        start=start,
+        end=end,
+        partner_id=partner_id if viewer.is_admin else partner_id or viewer.partner_id,
+        include_downline=parse_flag("includeDownline", values.get("includeDownline", "")),
+        campaign=campaign,
+        scope_partner_id=viewer.partner_id,
+    )
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return queries.DEFAULT_BREAKDOWN_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= queries.MAX_BREAKDOWN_LIMIT:
+        raise InvalidInput(
+            f"limit {raw[:20]!r} must be a whole number from 1 to {queries.MAX_BREAKDOWN_LIMIT}"
+        )
+    return int(raw)

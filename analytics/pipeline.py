@@ -1,0 +1,153 @@
+"""`invite batcher`: the batchers of the click and conversion streams and the partners sync, in
+one process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from prometheus_client import CollectorRegistry
+
+from analytics.batcher import (
+    BATCH_MAX_ROWS,
+    CLAIM_IDLE_MS,
+    CONVERSIONS,
+    CONVERSIONS_BATCH_MAX_ROWS,
+    FLUSH_INTERVAL_S,
+    MAX_DELIVERIES,
+    Batcher,
+    BatcherMetrics,
+    BatcherStats,
+)
+from analytics.clickhouse import open_clickhouse, redact_url
+from analytics.partners_sync import SYNC_INTERVAL_S, PartnersSync
+from analytics.schema import migrate
+from edge.config import Settings
+from edge.errors import ConfigError
+from edge.redis_client import open_redis
+
+log = logging.getLogger("invite.batcher")
+
+PROGRESS_INTERVAL_S = 10.0
+CLICKHOUSE_OPEN_RETRY_S = 5.0
+
+
+async def run_batcher(
+    settings: Settings,
+    *,
+    redis_url: str | None = None,
+    consumer: str | None = None,
+    batch_max_rows: int = BATCH_MAX_ROWS,
+    flush_interval_s: float = FLUSH_INTERVAL_S,
+    max_deliveries: int = MAX_DELIVERIES,
+    claim_idle_ms: int = CLAIM_IDLE_MS,
+    partners_interval_s: float = SYNC_INTERVAL_S,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
+    migrate_schema: bool | None = None,
+    registry: CollectorRegistry | None = None,
+    install_signal_handlers: bool = True,
+    stop: asyncio.Event | None = None,
+) -> BatcherStats:
+    """`invite batcher`: stream → ClickHouse until SIGINT/SIGTERM (or `stop`), then flush and exit.
+
+    Opens Redis (`redis_url`, else INVITE_REDIS_URL) and ClickHouse (INVITE_CLICKHOUSE_URL),
+    migrates the schema first when embedded (or when migrate_schema is True), keeps the
+    partners dimension in sync, and logs progress every progress_interval_s.
+    """
+    url = redis_url or settings.redis_url
+    if not url:
+        raise ConfigError(
+            "INVITE_REDIS_URL is not set: the batcher reads the stream of the edge's Redis"
+        )
+    redis = open_redis(url, timeout_s=max(5.0, flush_interval_s * 3), decode=False)
+    feed = open_redis(url, timeout_s=5.0, feed=True, decode=False)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signal_handlers:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        clickhouse = await _open_clickhouse_retrying(settings.clickhouse_url, stop)
+        if clickhouse is None:
+            return BatcherStats()
+        if migrate_schema if migrate_schema is not None else settings.clickhouse_url.startswith(
+            "chdb:"
+        ):
+            applied = await asyncio.to_thread(migrate, clickhouse)
+            if applied:
+                log.info("applied schema migrations %s", applied)
+        batcher = Batcher(
+            redis, clickhouse, consumer=consumer or socket.gethostname(),
+            batch_max_rows=batch_max_rows, flush_interval_s=flush_interval_s,
+            max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms, registry=registry,
+        )
+        conversions = Batcher(
+            redis, clickhouse, consumer=batcher.consumer, sink=CONVERSIONS,
+            batch_max_rows=min(batch_max_rows, CONVERSIONS_BATCH_MAX_ROWS),
+            flush_interval_s=flush_interval_s, max_deliveries=max_deliveries,
+            claim_idle_ms=claim_idle_ms,
+            metrics=BatcherMetrics(batcher.metrics.registry, "invite_conversions_batcher"),
+        )
+        partners = PartnersSync(redis, clickhouse, interval_s=partners_interval_s, feed=feed)
+        tasks = [
+            loop.create_task(batcher.run(), name="batcher"),
+            loop.create_task(conversions.run(), name="conversions-batcher"),
+            loop.create_task(partners.run(), name="partners-sync"),
+        ]
+        progress = loop.create_task(
+            _report_progress((batcher, conversions), progress_interval_s), name="progress"
+        )
+        log.info("batcher %s reading %s and %s (group %s) into %s", batcher.consumer,
+                 batcher.stream, conversions.stream, batcher.group,
+                 redact_url(settings.clickhouse_url))
+        stopped = loop.create_task(stop.wait())
+        await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for worker in (batcher, conversions, partners):
+            worker.stop()
+        await asyncio.gather(*tasks)  # a failure of any surfaces here
+        progress.cancel()
+        stopped.cancel()
+        await asyncio.gather(progress, stopped, return_exceptions=True)
+        _log_progress((batcher, conversions))
+        await asyncio.to_thread(clickhouse.close)
+        return batcher.stats
+    finally:
+        if install_signal_handlers:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        await redis.aclose()
+        await feed.aclose()
+
+
+async def _open_clickhouse_retrying(url: str, stop: asyncio.Event) -> Client | None:
+    """The client, once ClickHouse answers; None if stopped first. A bad URL fails at once."""
+    while True:
+        try:
+            return await asyncio.to_thread(open_clickhouse, url)
+        except ClickHouseError as exc:
+            log.warning("ClickHouse at %s is not reachable (%s); retrying in %.0f s",
+                        redact_url(url), type(exc).__name__, CLICKHOUSE_OPEN_RETRY_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CLICKHOUSE_OPEN_RETRY_S)
+            return None
+
+
+async def _report_progress(batchers: tuple[Batcher, ...], interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        _log_progress(batchers)
+
+
+def _log_progress(batchers: tuple[Batcher, ...]) -> None:
+    for batcher in batchers:
+        stats = batcher.stats
+        log.info(
+            "%s inserted %d, duplicates skipped %d, dead letters %d, batches %d, lag %d",
+            batcher.sink.name, stats.inserted, stats.duplicates, stats.dead_letters,
+            stats.batches, stats.lag,
+        )
