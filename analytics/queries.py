@@ -213,10 +213,13 @@ def _subtree_root(f: ClickFilter) -> str | None:
     return None
 
 
-def click_source(f: ClickFilter, by: str | None = None, hourly: bool = False) -> Source:
+def click_source(
+    f: ClickFilter, by: str | None = None, hourly: bool = False, credited_only: bool = False
+) -> Source:
     """Which rollup answers the question and with which conditions.
 
-    `by` is a breakdown's column (None for totals); `hourly` asks for hour buckets. Everyone's
+    `by` is a breakdown's column (None for totals); `hourly` asks for hour buckets;
+    `credited_only` leaves out the rows of other outcomes (a series counts nothing else). Everyone's
     questions read the partner-less views, a subtree's the per-ancestor view, one partner's
     own clicks are one primary-key range of `clicks` and are read there.
     """
@@ -224,7 +227,7 @@ def click_source(f: ClickFilter, by: str | None = None, hourly: bool = False) ->
     campaign = ["campaign = {campaign:String}"] if f.campaign is not None else []
     everyone = f.partner_id is None and f.scope_partner_id is None
     one_partner = f.partner_id is not None and not f.include_downline
-    credited = [_CREDITED] if by is not None else []
+    credited = [_CREDITED] if by is not None or credited_only else []
     raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
     if by is not None and by not in ("campaign", "partner_id"):
         if not everyone or f.campaign is not None:
@@ -338,7 +341,7 @@ def bucket_starts(f: ClickFilter, interval: str) -> list[datetime]:
 def timeseries_queries(f: ClickFilter, interval: str) -> tuple[Query, Query]:
     step = check_interval(f, interval)
     by_bucket = "GROUP BY bucket ORDER BY bucket"
-    source = click_source(f, hourly=step == rollups.HOUR)
+    source = click_source(f, hourly=step == rollups.HOUR, credited_only=True)
     clicks = _over(source, f, f"toUnixTimestamp(t) AS bucket, {_CLICK_METRICS}", by_bucket, step)
     bucket = f"toUnixTimestamp({_BUCKET_FUNCTIONS[interval]}(ts)) AS bucket"
     where, parameters = _where(f, "event_type = 'registration'", "partner_id != ''")
@@ -371,13 +374,32 @@ def dimension_column(by: str) -> str:
     return column
 
 
-def breakdown_top_query(f: ClickFilter, by: str, limit: int) -> Query:
-    """The top `limit` keys of a dimension by counts alone, people first: bots never push a value
-    up. Visitors are asked for those keys only (breakdown_query): merging visitor states is the
-    expensive part, and a partner breakdown has thousands of keys."""
-    column = dimension_column(by)
+# Dimensions with thousands of values: their top-N is found by counts alone first, and visitors
+# are merged for those keys only (merging visitor states is the expensive part). For the others
+# one pass is cheaper (docs/benchmarks.md, "Queries").
+_MANY_KEYS: Final = frozenset({"partner_id"})
+
+
+def _check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_BREAKDOWN_LIMIT:
         raise InvalidInput(f"limit {limit} must be between 1 and {MAX_BREAKDOWN_LIMIT}")
+
+
+def breakdown_ranked_query(f: ClickFilter, by: str, limit: int) -> Query:
+    """The top `limit` values of a dimension with their visitors, people first: bots never push a
+    value up."""
+    column = dimension_column(by)
+    _check_limit(limit)
+    tail = f"GROUP BY key ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}}"
+    query = _over(click_source(f, by=column), f, f"key, {_CLICK_METRICS}", tail)
+    return Query(query.sql, {**query.parameters, "limit": limit})
+
+
+def breakdown_top_query(f: ClickFilter, by: str, limit: int) -> Query:
+    """The top `limit` keys of a dimension by counts alone, people first (then breakdown_query
+    for their visitors)."""
+    column = dimension_column(by)
+    _check_limit(limit)
     union, parameters = rollups.union_sql(
         click_source(f, by=column), f.start, f.end, visitors=False
     )
@@ -415,10 +437,14 @@ def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) 
 
 
 def breakdown(client: Client, f: ClickFilter, by: str, limit: int) -> list[BreakdownRow]:
-    keys = [str(row[0]) for row in _rows(client, breakdown_top_query(f, by, limit))]
+    if dimension_column(by) in _MANY_KEYS:
+        keys = [str(row[0]) for row in _rows(client, breakdown_top_query(f, by, limit))]
+        rows = _rows(client, breakdown_query(f, by, keys)) if keys else []
+    else:
+        rows = _rows(client, breakdown_ranked_query(f, by, limit))
+        keys = [str(row[0]) for row in rows]
     if not keys:
         return []
-    rows = _rows(client, breakdown_query(f, by, keys))
     registrations: dict[str, int] | None = None
     query = breakdown_registrations_query(f, by, keys)
     if query is not None:

@@ -327,6 +327,7 @@ def _every_query(f: ClickFilter, partner_id: str, campaign: str) -> list[queries
         queries.summary_clicks_query(f), queries.registrations_query(f),
         *queries.timeseries_queries(f, "day"), *queries.timeseries_queries(f, "hour"),
         *(queries.breakdown_top_query(f, by, 5) for by in queries.DIMENSIONS),
+        *(queries.breakdown_ranked_query(f, by, 5) for by in queries.DIMENSIONS),
         *(queries.breakdown_query(f, by, [campaign]) for by in queries.DIMENSIONS),
         queries.breakdown_registrations_query(f, "campaign", [campaign]),  # type: ignore[list-item]
         queries.clicks_csv_query(f), *queries.in_subtree_queries(partner_id, campaign),
