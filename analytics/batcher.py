@@ -219,13 +219,23 @@ class Batcher:
 
     async def run(self) -> None:
         await self._retrying("create the consumer group", self.ensure_group)
-        while not self.stopping:
-            batch = await self._retrying("read the stream", self._collect)
-            if batch:
-                # In a thread, so the loop (which may serve HTTP too) keeps answering. Reading
-                # the next batch meanwhile was measured slower: the threads fight for the GIL.
-                await self._commit(await asyncio.to_thread(_sort, batch, self.sink.row))
-            await self._retrying("maintain the stream", self._maintain)
+        # The next batch is read and checked while the previous one is inserted (in a thread;
+        # chDB and the network release the GIL): 17,500 against 15,000 events/s measured. Inserts
+        # stay one at a time and in order; entries read ahead are pending until their own commit.
+        committing: asyncio.Task[None] | None = None
+        try:
+            while not self.stopping:
+                batch = await self._retrying("read the stream", self._collect)
+                if batch:
+                    ready = await asyncio.to_thread(_sort, batch, self.sink.row)
+                    if committing is not None:
+                        await committing
+                    committing = asyncio.create_task(self._commit(ready))
+                if committing is None or committing.done():
+                    await self._retrying("maintain the stream", self._maintain)
+        finally:
+            if committing is not None:
+                await committing
 
     async def _collect(self) -> list[_Entry]:
         """Up to batch_max_rows entries: claimed first, then our own pending, then new ones.
