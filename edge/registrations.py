@@ -8,12 +8,14 @@ invitations arrive on a webhook and are mapped to partners here as well.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 
 from edge.conversions import (
     REATTRIBUTION,
@@ -24,6 +26,7 @@ from edge.conversions import (
     registration_id,
 )
 from edge.ctrader import CTraderClient, CTraderUser
+from edge.errors import Conflict
 from edge.jobs import IDEMPOTENCY_TTL_S, PREFIX, Job, Outcome
 from edge.notify import notification_job
 from edge.outbox import Outbox
@@ -35,6 +38,10 @@ ATTRIBUTED_NEW = "ATTRIBUTED_NEW"
 ATTRIBUTED = "ATTRIBUTED"
 REATTRIBUTED = "REATTRIBUTED"
 PENDING_ATTRIBUTION = "PENDING_ATTRIBUTION"
+# One user creation per e-mail at a time: the lock outlives any create call (its retries
+# included); a second call waits this long for the first before answering 409.
+CREATE_LOCK_S = 120.0
+CREATE_WAIT_S = 60.0
 
 
 def user_partner_key(user_id: int) -> str:
@@ -143,16 +150,33 @@ class Registrations:
         self, email: str, *, preferred_language: str | None, nick_name: str | None,
         first_name: str | None,
     ) -> int:
-        """Create the cTrader ID user, or return the one an earlier call created for the email."""
-        known = await self._redis.get(email_key(email))
+        """Create the cTrader ID user, or return the one an earlier call created for the email.
+
+        Calls for one e-mail take turns (a registration form submitted twice at once must not
+        create two users): the second waits for the first and returns its user.
+        """
+        key = email_key(email)
+        known = await self._redis.get(key)
         if known:
             return int(known)
-        user_id = await self._client.create_user(
-            email, preferred_language=preferred_language, nick_name=nick_name,
-            first_name=first_name,
-        )
-        await self._redis.set(email_key(email), str(user_id), ex=IDEMPOTENCY_TTL_S)
-        return user_id
+        lock = self._redis.lock(f"{key}:creating", timeout=CREATE_LOCK_S, blocking_timeout=None)
+        if not await lock.acquire(blocking_timeout=CREATE_WAIT_S):
+            raise Conflict(
+                "another call is creating the user for this e-mail right now; retry in a moment"
+            )
+        try:
+            known = await self._redis.get(key)
+            if known:
+                return int(known)
+            user_id = await self._client.create_user(
+                email, preferred_language=preferred_language, nick_name=nick_name,
+                first_name=first_name,
+            )
+            await self._redis.set(key, str(user_id), ex=IDEMPOTENCY_TTL_S)
+            return user_id
+        finally:
+            with contextlib.suppress(LockError):
+                await lock.release()
 
     async def invited_in_app(
         self, invited_user_id: int, partner_user_id: int, broker_partner_id: str | None

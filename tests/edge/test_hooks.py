@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -298,6 +299,20 @@ def test_users_hook_creates_the_user_and_assigns_the_partner(
     repeated = call_hook(hook_edge, USERS, body).json()
     assert repeated["userId"] == user_id and repeated["duplicate"]
     assert len(fake_ctrader.calls_to("POST", "/cid/oauth2/ctid/create")) == 1
+
+
+def test_users_hook_called_twice_at_once_creates_one_user(
+    hook_edge: EdgeServer, fake_ctrader: FakeCTrader
+) -> None:
+    fake_ctrader.delay_s = 0.5  # both calls arrive while the first create is on its way
+    body = {"email": "twice@example.test", "partnerId": "ib-7"}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: call_hook(hook_edge, USERS, body), range(2)))
+
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert answers[0].json()["userId"] == answers[1].json()["userId"]
+    assert len(fake_ctrader.calls_to("POST", "/cid/oauth2/ctid/create")) == 1
+    assert len(fake_ctrader.assignments()) == 1
 
 
 def test_users_hook_without_attribution_creates_an_unattributed_user(
