@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from analytics import queries
-from analytics.auth import Viewer, ViewerAuth
+from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse, redact_url
 from analytics.params import FILTER_PARAMETERS, parse_filter, parse_limit, single_values
 from analytics.queries import BreakdownRow, ClickFilter, SeriesPoint, Summary
@@ -148,6 +148,7 @@ class AnalyticsApi:
     ) -> None:
         self._settings = settings
         self._auth = ViewerAuth(settings)
+        self._revocations = TokenRevocations()
         self._client_provider = client_provider
         self._export_client_factory = export_client_factory
         self._queries = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
@@ -222,9 +223,11 @@ class AnalyticsApi:
 
     async def _ask(self, viewer: Viewer, f: ClickFilter, question: Callable[[Client], T]) -> T:
         """Run a question on the shared client in a worker thread, after checking the partner
-        token's scope (403 for a partner outside its subtree, its ancestors included)."""
+        token (401 when revoked) and its scope (403 for a partner outside its subtree, its
+        ancestors included)."""
 
         def scoped(client: Client) -> T:
+            self._revocations.check(client, viewer)
             root = viewer.partner_id
             if root is not None and f.partner_id is not None and not queries.in_subtree(
                 client, root, f.partner_id

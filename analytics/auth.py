@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Final
 
-import orjson
+from clickhouse_connect.driver.client import Client
 from starlette.requests import Request
 
+from analytics.queries import tokens_not_before
+from edge import partner_tokens
 from edge.config import Settings
 from edge.errors import Unauthorized
 from edge.partners import PARTNER_ID_PATTERN
 from edge.signing import TokenSigner, token_matches
+
+# A revocation reaches the API within the partners sync (seconds) plus this.
+REVOCATION_CACHE_S: Final = 5.0
+REVOCATION_CACHE_SIZE: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,7 @@ class Viewer:
     """Who asks: the admin (partner_id None) or one partner, who sees its own subtree."""
 
     partner_id: str | None
+    issued_at_ms: int = 0  # a partner token's issue time
 
     @property
     def is_admin(self) -> bool:
@@ -25,6 +34,9 @@ class Viewer:
 
 
 class ViewerAuth:
+    """The bearer token of a request; a partner token's revocation is checked with the question
+    (it needs ClickHouse: see TokenRevocations)."""
+
     def __init__(self, settings: Settings) -> None:
         self._admin_tokens = settings.admin_tokens
         self._partner_tokens = TokenSigner("partner-api", settings.secrets)
@@ -36,23 +48,35 @@ class ViewerAuth:
             raise Unauthorized("send 'Authorization: Bearer <token>' (admin or partner token)")
         if token_matches(token, self._admin_tokens):
             return Viewer(partner_id=None)
-        partner_id = self._partner_id(token)
-        if partner_id is None:
+        found = partner_tokens.claims(self._partner_tokens, token)
+        if found is None or not PARTNER_ID_PATTERN.fullmatch(found[0]):
             raise Unauthorized(
                 "the bearer token is neither the admin token nor a partner token issued by "
                 "POST /api/partners/{partnerId}/tokens"
             )
-        return Viewer(partner_id=partner_id)
+        return Viewer(partner_id=found[0], issued_at_ms=found[1])
 
-    def _partner_id(self, token: str) -> str | None:
-        payload = self._partner_tokens.unsign(token)
-        if payload is None:
-            return None
-        try:
-            claims = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return None
-        partner_id = claims.get("p") if isinstance(claims, dict) else None
-        if isinstance(partner_id, str) and PARTNER_ID_PATTERN.fullmatch(partner_id):
-            return partner_id
-        return None
+
+class TokenRevocations:
+    """When each partner's tokens were last revoked, from `invite.partners`, cached briefly."""
+
+    def __init__(self, ttl_s: float = REVOCATION_CACHE_S) -> None:
+        self._ttl = ttl_s
+        self._known: dict[str, tuple[int, float]] = {}
+
+    def check(self, client: Client, viewer: Viewer) -> None:
+        """Raise Unauthorized for a partner token issued before its partner's revocation."""
+        if viewer.partner_id is None:
+            return
+        now = time.monotonic()
+        cached = self._known.get(viewer.partner_id)
+        if cached is None or now - cached[1] > self._ttl:
+            cached = (tokens_not_before(client, viewer.partner_id), now)
+            if len(self._known) >= REVOCATION_CACHE_SIZE:
+                self._known.clear()
+            self._known[viewer.partner_id] = cached
+        if viewer.issued_at_ms < cached[0]:
+            raise Unauthorized(
+                f"this token of partner {viewer.partner_id} was revoked; ask the admin for a "
+                "new one (POST /api/partners/{partnerId}/tokens)"
+            )

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from analytics.schema import DATABASE
+from edge.partner_tokens import TOKENS_NOT_BEFORE
 from edge.partners import CHANGES_CHANNEL, partner_key
 
 log = logging.getLogger("invite.partners_sync")
@@ -32,18 +33,19 @@ RESUBSCRIBE_DELAY_S = 1.0
 
 PARTNER_COLUMNS = (
     "partner_id", "parent_id", "type", "status", "name", "ancestors", "level", "updated_at",
+    "tokens_not_before",
 )
 _PARTNER_TYPES = (
     "String", "String", "LowCardinality(String)", "LowCardinality(String)", "String",
-    "Array(String)", "UInt8", "DateTime64(3, 'UTC')",
+    "Array(String)", "UInt8", "DateTime64(3, 'UTC')", "DateTime64(3, 'UTC')",
 )
 _PATTERN = partner_key("*")
 
-PartnerRow = tuple[str, str, str, str, str, tuple[str, ...], int, int]
+PartnerRow = tuple[str, str, str, str, str, tuple[str, ...], int, int, int]
 
 
 def partner_row(partner_id: str, fields: dict[str, str]) -> PartnerRow:
-    """The `invite.partners` row of one registry hash (updated_at in ms)."""
+    """The `invite.partners` row of one registry hash (updated_at, tokens_not_before in ms)."""
     ancestors = tuple(str(a) for a in orjson.loads(fields.get("ancestors") or "[]"))
     return (
         partner_id,
@@ -54,6 +56,7 @@ def partner_row(partner_id: str, fields: dict[str, str]) -> PartnerRow:
         ancestors,
         len(ancestors) + 1,
         int(fields.get("updated_at") or 0),
+        int(fields.get(TOKENS_NOT_BEFORE) or 0),
     )
 
 
@@ -109,12 +112,13 @@ class PartnersSync:
     def _load_copied(self) -> dict[str, PartnerRow]:
         result = self._clickhouse.query(
             "SELECT partner_id, parent_id, type, status, name, ancestors, level, "
-            "toUnixTimestamp64Milli(updated_at) FROM invite.partners FINAL"
+            "toUnixTimestamp64Milli(updated_at), toUnixTimestamp64Milli(tokens_not_before) "
+            "FROM invite.partners FINAL"
         )
         return {
             str(row[0]): (
                 str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]),
-                tuple(row[5]), int(row[6]), int(row[7]),
+                tuple(row[5]), int(row[6]), int(row[7]), int(row[8]),
             )
             for row in result.result_rows
         }
@@ -122,7 +126,7 @@ class PartnersSync:
     def _insert(self, rows: list[PartnerRow]) -> None:
         self._clickhouse.insert(
             "partners",
-            [list(row) for row in rows],  # updated_at as ms: DateTime64(3) ticks
+            [list(row) for row in rows],  # times as ms: DateTime64(3) ticks
             database=DATABASE,
             column_names=list(PARTNER_COLUMNS),
             column_type_names=list(_PARTNER_TYPES),

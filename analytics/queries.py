@@ -490,6 +490,16 @@ def _csv_chunks(stream: IO[bytes]) -> Iterator[bytes]:
         stream.close()
 
 
+def tokens_not_before(client: Client, partner_id: str) -> int:
+    """When the partner's analytics tokens were last revoked (ms; 0: never)."""
+    query = Query(
+        _select("max(toUnixTimestamp64Milli(tokens_not_before))", "partners",
+                "partner_id = {partner_id:String}"),
+        {"partner_id": partner_id},
+    )
+    return int(_rows(client, query)[0][0] or 0)
+
+
 def in_subtree_queries(root_partner_id: str, partner_id: str) -> tuple[Query, Query]:
     """Whether `partner_id` is below `root_partner_id`: in the partners table, else in the ancestor
     snapshot of any of its clicks (the table may lag behind the registry, or the tree changed)."""

@@ -319,6 +319,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         # The day tables fill from the hour tables' inserts (a cascade).
         *(view.backfill for view in _NEW_IN_3 if view.source == "clicks"),
     )),
+    Migration(4, "partners.tokens_not_before: revoked partner tokens", (
+        f"ALTER TABLE {DATABASE}.partners ADD COLUMN IF NOT EXISTS "
+        "tokens_not_before DateTime64(3, 'UTC') DEFAULT 0",
+    )),
 )
 
 

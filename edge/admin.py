@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -16,7 +15,7 @@ from edge.errors import BadRequest, InvalidInput, Unauthorized
 from edge.notify import SIGNATURE_HEADER, webhook_secret
 from edge.outbox import Outbox
 from edge.partners import PartnerRegistry, check_partner_id
-from edge.signing import TokenSigner, token_matches
+from edge.signing import token_matches
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEAD_LETTERS_SHOWN = 1000
@@ -106,15 +105,6 @@ async def get_link(request: Request) -> Response:
 
 
 @admin_only
-async def issue_partner_token(request: Request) -> Response:
-    """A token for the analytics API that sees this partner's subtree only."""
-    partner = await _registry(request).get(check_partner_id(request.path_params["partner_id"]))
-    signer: TokenSigner = request.app.state.partner_token_signer
-    token = signer.sign(orjson.dumps({"p": partner.partner_id, "iat": int(time.time())}))
-    return JSONResponse({"token": token, "partnerId": partner.partner_id}, status_code=201)
-
-
-@admin_only
 async def partner_webhook(request: Request) -> Response:
     """What a partner needs to verify its notifications: the URL, the header, its secret."""
     partner = await _registry(request).get(check_partner_id(request.path_params["partner_id"]))
@@ -144,7 +134,6 @@ routes = [
     Route("/api/partners/{partner_id}", put_partner, methods=["PUT"]),
     Route("/api/partners/{partner_id}", get_partner, methods=["GET"]),
     Route("/api/partners/{partner_id}/links", create_link, methods=["POST"]),
-    Route("/api/partners/{partner_id}/tokens", issue_partner_token, methods=["POST"]),
     Route("/api/links/{code}", get_link, methods=["GET"]),
     Route("/api/partners/{partner_id}/webhook", partner_webhook, methods=["GET"]),
     Route("/api/ctrader/dead-letters", dead_letters, methods=["GET"]),

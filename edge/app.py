@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge import admin, attribution, hooks
+from edge import admin, attribution, hooks, partner_tokens
 from edge.attribution import AttributionCodec, attribution_context_app
 from edge.backoff import RetryPolicy
 from edge.clicks import ClickWriter
@@ -220,6 +220,7 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
             Route("/metrics", metrics),
             Route("/demo/register", demo_register),
             *admin.routes,
+            *partner_tokens.routes,
             *attribution.routes,
             *hooks.routes,
             *extension.routes,

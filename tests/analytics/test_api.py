@@ -25,6 +25,7 @@ from analytics.api import (
     create_analytics_routes,
 )
 from analytics.clickhouse import Client
+from edge import partner_tokens
 from edge.config import Settings
 from edge.embedded_redis import free_port
 from edge.signing import TokenSigner
@@ -145,6 +146,32 @@ def test_a_token_signed_for_another_purpose_is_401(api: AnalyticsServer) -> None
 
     with api.client(cookie_like) as http:
         assert http.get("/api/analytics/summary").status_code == 401
+
+
+def test_a_partner_token_issued_before_a_revocation_is_401_and_a_new_one_works(
+    api: AnalyticsServer, clickhouse: Client
+) -> None:
+    now_ms = int(time.time() * 1000)
+    signer = TokenSigner("partner-api", api.settings.secrets)
+    old = partner_tokens.issue(signer, "revoked-ib", now_ms - 60_000)
+    new = partner_tokens.issue(signer, "revoked-ib", now_ms + 1)
+    clickhouse.insert(  # what the partners sync copies after DELETE /api/partners/…/tokens
+        "invite.partners",
+        [["revoked-ib", "", "ib", "active", "", [], 1, now_ms, now_ms]],
+        column_names=["partner_id", "parent_id", "type", "status", "name", "ancestors", "level",
+                      "updated_at", "tokens_not_before"],
+        column_type_names=["String", "String", "String", "String", "String", "Array(String)",
+                           "UInt8", "DateTime64(3, 'UTC')", "DateTime64(3, 'UTC')"],
+    )
+
+    with api.client(old) as http:
+        refused = http.get("/api/analytics/summary")
+    with api.client(new) as http:
+        accepted = http.get("/api/analytics/summary")
+
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["error"]["message"]
+    assert accepted.status_code == 200, accepted.text
 
 
 def test_admin_sees_every_partner_and_the_orphans_apart(

@@ -10,13 +10,14 @@ import redis
 from clickhouse_connect.driver.exceptions import OperationalError
 from redis.asyncio import Redis
 
+from analytics import queries
 from analytics.clickhouse import Client, open_clickhouse, redact_url
 from analytics.enrich import CLICK_COLUMNS, click_row
 from analytics.partners_sync import PartnersSync
 from analytics.schema import CLICK_VIEWS, DATABASE, MIGRATIONS, migrate, rebuild_views
 from edge.errors import ConfigError
 from edge.links import DestinationPolicy
-from edge.partners import PartnerRegistry
+from edge.partners import PartnerRegistry, partner_key
 from tests.analytics.conftest import assert_exactly_once, click_event
 from tests.conftest import SECRET, RedisServer
 
@@ -125,7 +126,7 @@ def test_the_views_migrations_count_clicks_recorded_before_them(clickhouse: Clie
     clickhouse.command("DELETE FROM invite.schema_migrations WHERE version >= 2")
     insert_clicks(clickhouse, [click_event() for _ in range(25)], "before-views")
 
-    assert migrate(clickhouse) == [2, 3]
+    assert migrate(clickhouse) == [2, 3, 4]  # 4 (a column) is idempotent too
 
     assert_exactly_once(clickhouse, 25)
     tables = {row[0] for row in clickhouse.query(
@@ -187,6 +188,30 @@ def test_partners_are_copied_with_their_tree_and_re_parenting_rewrites_the_subtr
         assert table["ib-1"] == ("other", "ib", "suspended", "", ["other"], 2)
         assert table["sub-1"][4:] == (["other", "ib-1"], 3)
         assert table["master"] == ("", "ib", "active", "Master IB", [], 1)
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.servers
+def test_a_token_revocation_is_copied_to_the_partners_table(
+    redis_client: redis.Redis, redis_server: RedisServer, clickhouse: Client
+) -> None:
+    async def scenario() -> None:
+        client = Redis.from_url(redis_server.url, decode_responses=True)
+        registry = PartnerRegistry(client, SECRET, DestinationPolicy(["register.broker.test"]))
+        sync = PartnersSync(client, clickhouse)
+        await registry.upsert("ib-rev", {"type": "ib"})
+        await sync.sync_once()
+        assert queries.tokens_not_before(clickhouse, "ib-rev") == 0
+        stamp = time.time_ns() // 1_000_000 + 1  # as DELETE /api/partners/{id}/tokens does
+        await client.hset(partner_key("ib-rev"),
+                          mapping={"tokens_not_before": stamp, "updated_at": stamp})
+        assert await sync.sync_once() == 1
+        assert queries.tokens_not_before(clickhouse, "ib-rev") == stamp
+        await registry.upsert("ib-rev", {"name": "renamed"})  # other edits keep the stamp
+        await sync.sync_once()
+        assert queries.tokens_not_before(clickhouse, "ib-rev") == stamp
         await client.aclose()
 
     asyncio.run(scenario())

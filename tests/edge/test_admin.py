@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
+from edge import partner_tokens
+from edge.partners import partner_key
+from edge.signing import TokenSigner
 from tests.conftest import EdgeServer
 from tests.edge.helpers import create_link, put_partner
 
@@ -157,6 +161,27 @@ def test_partner_token_is_issued_by_admin_only(edge: EdgeServer) -> None:
     assert response.json()["token"]
     with edge.client() as client:
         assert client.post("/api/partners/p-tok/tokens").status_code == 401
+
+
+def test_revoking_a_partners_tokens_stamps_the_partner_for_the_analytics_api(
+    edge: EdgeServer, redis_client: redis.Redis
+) -> None:
+    put_partner(edge, "p-rev")
+    with edge.admin() as admin:
+        issued = admin.post("/api/partners/p-rev/tokens").json()["token"]
+        response = admin.delete("/api/partners/p-rev/tokens")
+        unknown = admin.delete("/api/partners/nobody/tokens")
+    with edge.client() as client:
+        assert client.delete("/api/partners/p-rev/tokens").status_code == 401
+
+    assert response.status_code == 200, response.text
+    not_before = response.json()["tokensNotBefore"]
+    stored = redis_client.hget(partner_key("p-rev"), "tokens_not_before")
+    assert int(stored) == not_before  # type: ignore[arg-type]
+    signer = TokenSigner("partner-api", edge.settings.secrets)
+    [_, issued_at] = partner_tokens.claims(signer, issued)  # type: ignore[misc]
+    assert issued_at < not_before
+    assert unknown.status_code == 404
 
 
 def test_ops_routes_answer(edge: EdgeServer) -> None:
