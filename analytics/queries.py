@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from analytics import rollups
 from analytics.rollups import Conditions, Source
-from analytics.schema import DATABASE
+from analytics.schema import BREAKDOWN_COLUMNS, DATABASE
 from edge.errors import InvalidInput
 
 DEFAULT_RANGE: Final = timedelta(days=30)
@@ -51,11 +51,8 @@ DIMENSIONS: Final = {
     "partner": "partner_id",
 }
 _CONVERSION_DIMENSIONS: Final = frozenset({"campaign", "partner_id"})
-# Column → `dimension` in clicks_breakdown_daily (schema.BREAKDOWN_DIMENSIONS).
-_VIEW_DIMENSIONS: Final = {
-    "country": "country", "device": "device", "os": "os", "browser": "browser",
-    "referer_host": "referrer",
-}
+# Column → `dimension` in the breakdown views.
+_VIEW_DIMENSIONS: Final = {column: dimension for dimension, column in BREAKDOWN_COLUMNS.items()}
 
 CSV_COLUMNS: Final = (
     "click_id", "ts", "partner_id", "ancestors", "campaign", "sub_id", "code", "kind",

@@ -76,8 +76,14 @@ _HOURLY_SELECT = """
     count() AS clicks, countIf(first_click = 1) AS first_clicks, uniqState(visitor_id) AS visitors
 """
 # Breakdowns: one row per (dimension, value) of a click, so a top-20 of any dimension reads
-# only its own rows. `referrer` is the referer's host.
-BREAKDOWN_DIMENSIONS = ("country", "device", "os", "browser", "referrer")
+# only its own rows. Dimension → its `clicks` column (`referrer` is the referer's host).
+BREAKDOWN_COLUMNS = {
+    "country": "country", "device": "device", "os": "os", "browser": "browser",
+    "referrer": "referer_host",
+}
+_BREAKDOWN_PAIRS = ", ".join(
+    f"('{dimension}', {column})" for dimension, column in BREAKDOWN_COLUMNS.items()
+)
 
 # Migration 2 as it was released; migration 3 replaced its two partner-first views, which made
 # "everyone" merge one state per partner and hour (docs/benchmarks.md, "Queries").
@@ -188,8 +194,7 @@ CLICK_VIEWS: tuple[ClickView, ...] = (
     *_hourly_and_daily(
         "clicks_breakdown", "dimension LowCardinality(String), value String,",
         "dimension, {t}, value", "pair.1 AS dimension, pair.2 AS value",
-        "{source} ARRAY JOIN [('country', country), ('device', device), ('os', os), "
-        "('browser', browser), ('referrer', referer_host)] AS pair WHERE outcome = 'credited'",
+        f"{{source}} ARRAY JOIN [{_BREAKDOWN_PAIRS}] AS pair WHERE outcome = 'credited'",
     ),
     # Per partner and day, with the ancestor snapshot in the key (it rarely changes, so it adds
     # few rows): breakdowns by partner, inside a subtree too, filter on it exactly.
