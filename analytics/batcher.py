@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import time
@@ -30,9 +31,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import LockNotOwnedError, RedisError, ResponseError
 
-from analytics.clickhouse import InsertOutcome, insert_new_clicks
-from analytics.conversions import conversion_row, insert_conversions
-from analytics.enrich import BadEvent, click_row, decode_event
+from analytics.clickhouse import CLICKS_TABLE, InsertOutcome, Table, insert_new_clicks
+from analytics.conversions import CONVERSIONS_TABLE, conversion_row, insert_conversions
+from analytics.enrich import BadEvent, click_row, decode_payload
 from edge.config import CLICK_STREAM, CONVERSION_STREAM
 from edge.errors import ConfigError
 
@@ -59,6 +60,34 @@ READ_BLOCK_MAX_MS = 1000
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 30.0
 STOP_DEADLINE_S = 10.0
+# Acknowledges the entry ids in ARGV[2] (comma-separated) for group ARGV[1]: one argument
+# instead of 50,000 to encode (redis-py spent a microsecond on each).
+ACK_SCRIPT = """
+local ids, acked = {}, 0
+for id in string.gmatch(ARGV[2], '[^,]+') do
+  ids[#ids + 1] = id
+  if #ids == 1000 then
+    acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+    ids = {}
+  end
+end
+if #ids > 0 then acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids)) end
+return acked
+"""
+
+
+def tune_gc() -> None:
+    """Fit the garbage collector to a process that handles 50,000 events at a time.
+
+    A batch is tens of thousands of fresh dicts and lists, none in a cycle; with Python's
+    default thresholds the collector ran every 700 of them and kept re-scanning the batch and
+    everything loaded at start (the UA parser's rules), which took more of the batcher's time
+    than the events did (docs/benchmarks.md, "Pipeline"). What exists now is frozen (never
+    scanned again) and young collections run every 50,000 allocations.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class BatcherMetrics:
@@ -101,11 +130,12 @@ class BatcherMetrics:
 @dataclass(frozen=True)
 class Sink:
     """What one stream holds and where it goes: `row` checks an event (BadEvent says why not)
-    and returns its row, whose first column identifies it; `insert` (blocking) writes the
-    rows not in the table yet, with a deduplication token made of the keys."""
+    and returns its row of `table`, whose first column identifies it; `insert` (blocking)
+    writes the rows not in the table yet, with a deduplication token made of the keys."""
 
     name: str
     row: Callable[[Mapping[str, Any]], list[Any]]
+    table: Table
     insert: Callable[..., InsertOutcome]
     stream: str
     dead_letter_stream: str
@@ -113,11 +143,12 @@ class Sink:
 
 
 CLICKS = Sink(
-    "clicks", click_row, insert_new_clicks, CLICK_STREAM, DEAD_LETTER_STREAM, INSERT_LOCK_KEY
+    "clicks", click_row, CLICKS_TABLE, insert_new_clicks, CLICK_STREAM, DEAD_LETTER_STREAM,
+    INSERT_LOCK_KEY,
 )
 # Registrations from the SSO hook (edge/conversions.py): few, so small batches suffice.
 CONVERSIONS = Sink(
-    "conversions", conversion_row, insert_conversions, CONVERSION_STREAM,
+    "conversions", conversion_row, CONVERSIONS_TABLE, insert_conversions, CONVERSION_STREAM,
     "invite:conversions:dead", "invite:conversions:insert-lock",
 )
 CONVERSIONS_BATCH_MAX_ROWS = 5_000
@@ -126,8 +157,10 @@ CONVERSIONS_BATCH_MAX_ROWS = 5_000
 @dataclass(slots=True)
 class _Entry:
     entry_id: str
-    fields: dict[Any, Any] | None  # None: the entry was trimmed while pending
+    exists: bool  # False: the entry was trimmed while pending
+    payload: bytes | str | None  # its field `e`; None when it has none
     row: list[Any] = field(default_factory=list)  # its table row, once checked
+    line: bytes = b""  # the row encoded for the insert
     reason: str = ""  # why it is not an event of the stream's kind
 
     @property
@@ -150,6 +183,8 @@ class Batcher:
     `stop()`.
 
     `redis` may decode responses or not; its socket timeout must exceed READ_BLOCK_MAX_MS.
+    Give the batchers a client of their own: its XREADGROUP replies are switched to Redis's
+    own shape (nested lists), as turning each entry into a dict cost more than reading it.
     `clickhouse` is used from a worker thread, one call at a time.
     """
 
@@ -184,6 +219,8 @@ class Batcher:
             )
         self.sink = sink = sink or CLICKS
         self._redis = redis
+        redis.set_response_callback("XREADGROUP", _unparsed)
+        self._ack_script = redis.register_script(ACK_SCRIPT)
         self._clickhouse = clickhouse
         self.consumer = consumer
         self.stream = stream or sink.stream
@@ -227,7 +264,7 @@ class Batcher:
             while not self.stopping:
                 batch = await self._retrying("read the stream", self._collect)
                 if batch:
-                    ready = await asyncio.to_thread(_sort, batch, self.sink.row)
+                    ready = await asyncio.to_thread(_sort, batch, self.sink)
                     if committing is not None:
                         await committing
                     committing = asyncio.create_task(self._commit(ready))
@@ -285,7 +322,7 @@ class Batcher:
             self._claimed.clear()
             raise
         return [
-            _Entry(_text(entry_id), fields)
+            _Entry(_text(entry_id), fields is not None, _payload(fields))
             for entry_id, fields in _stream_entries(reply)
             if entry_id is not None
         ]
@@ -318,9 +355,9 @@ class Batcher:
         else:
             self.metrics.duplicates.inc(len(also_ack))
             self.stats.duplicates += len(also_ack)
-        ids = [entry.entry_id for entry in entries + also_ack]
-        for start in range(0, len(ids), READ_COUNT):
-            await self._redis.xack(self.stream, self.group, *ids[start : start + READ_COUNT])
+        ids = ",".join([entry.entry_id for entry in entries + also_ack])
+        if ids:
+            await self._ack_script(keys=[self.stream], args=[self.group, ids])
 
     @contextlib.asynccontextmanager
     async def _insert_lock(self) -> AsyncIterator[None]:
@@ -348,7 +385,7 @@ class Batcher:
     def _insert_new(self, entries: list[_Entry]) -> InsertOutcome:
         """In a worker thread: the entries not in the table yet, inserted."""
         return self.sink.insert(
-            self._clickhouse, [entry.row for entry in entries],
+            self._clickhouse, [entry.row for entry in entries], [entry.line for entry in entries],
             [entry.entry_id for entry in entries], token_prefix=self.stream,
         )
 
@@ -371,7 +408,7 @@ class Batcher:
                 )
 
     async def _dead_letter(self, entry: _Entry, reason: str) -> None:
-        raw = (entry.fields or {}).get(b"e", (entry.fields or {}).get("e", b""))
+        raw = entry.payload if entry.payload is not None else b""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self._dead_letters, {
                 "e": raw, "reason": reason, "stream": self.stream, "entry_id": entry.entry_id,
@@ -416,7 +453,10 @@ class Batcher:
                 count=min(READ_COUNT, self._batch_max),
             )
             cursor = _text(reply[0])
-            claimed = [_Entry(_text(i), fields) for i, fields in reply[1] if i is not None]
+            claimed = [
+                _Entry(_text(i), fields is not None, _payload(fields))
+                for i, fields in reply[1] if i is not None
+            ]
             if claimed:
                 self.metrics.claimed.inc(len(claimed))
                 log.info("took over %d entries idle for over %d ms", len(claimed),
@@ -481,17 +521,18 @@ class _Sorted:
     size: int
 
 
-def _sort(batch: list[_Entry], row: Callable[[Mapping[str, Any]], list[Any]]) -> _Sorted:
-    """Check and enrich every entry of a batch (CPU only: run in a thread)."""
+def _sort(batch: list[_Entry], sink: Sink) -> _Sorted:
+    """Check, enrich and encode every entry of a batch (CPU only: run in a thread)."""
     fresh: dict[str, _Entry] = {}
     repeated: list[_Entry] = []
     bad: list[_Entry] = []
+    row, encode = sink.row, sink.table.encode
     for entry in batch:
-        if not entry.fields:
+        if not entry.exists:
             repeated.append(entry)  # nothing left to insert, only to acknowledge
             continue
         try:
-            entry.row = row(decode_event(entry.fields))
+            entry.row = row(decode_payload(entry.payload))
         except BadEvent as exc:
             entry.reason = str(exc)
             bad.append(entry)
@@ -499,16 +540,35 @@ def _sort(batch: list[_Entry], row: Callable[[Mapping[str, Any]], list[Any]]) ->
         if entry.key in fresh:
             repeated.append(entry)
         else:
+            entry.line = encode(entry.row)
             fresh[entry.key] = entry
     return _Sorted(list(fresh.values()), repeated, bad, len(batch))
 
 
+def _unparsed(response: Any, **_options: Any) -> Any:
+    return response
+
+
+def _payload(fields: Any) -> Any:
+    """Field `e` of an entry, whether its fields come as Redis sends them (a flat list of
+    names and values) or parsed into a dict; None when it has none."""
+    if fields is None:
+        return None
+    if isinstance(fields, list):
+        for index in range(0, len(fields) - 1, 2):
+            if fields[index] in (b"e", "e"):
+                return fields[index + 1]
+        return None
+    return fields.get(b"e", fields.get("e"))
+
+
 def _stream_entries(reply: Any) -> list[tuple[Any, Any]]:
-    """XREADGROUP's entries for our one stream, whether the client speaks RESP2 or RESP3."""
+    """The entries of an unparsed XREADGROUP reply for our one stream: a map of streams to
+    entries in RESP3, a list of (stream, entries) pairs in RESP2."""
     if not reply:
         return []
     if isinstance(reply, dict):
-        return [entry for entries in reply.values() for entry in entries[0]]
+        return [entry for entries in reply.values() for entry in entries]
     return [entry for _, entries in reply for entry in entries]
 
 

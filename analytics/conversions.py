@@ -20,7 +20,7 @@ CONVERSION_COLUMNS: Final = (
     ("campaign", "String"),
     ("source", "LowCardinality(String)"),
 )
-CONVERSIONS_TABLE: Final = Table("conversions", CONVERSION_COLUMNS)
+CONVERSIONS_TABLE: Final = Table("conversions", CONVERSION_COLUMNS, ms_columns=(2,))
 EVENT_TYPES: Final = frozenset({"registration", "reattribution", "kyc", "first_deposit"})
 MAX_TEXT: Final = 512
 MAX_ANCESTORS: Final = 64
@@ -66,13 +66,14 @@ def conversion_row(event: Mapping[str, Any]) -> list[Any]:
 
 
 def insert_conversions(
-    client: Client, rows: Sequence[list[Any]], keys: Sequence[str], *, token_prefix: str
+    client: Client, rows: Sequence[list[Any]], lines: Sequence[bytes], keys: Sequence[str], *,
+    token_prefix: str,
 ) -> InsertOutcome:
     """Insert the rows; a retry carries the same token and is dropped by ClickHouse. A
     conversion recorded twice has one `event_id`, and `conversions` (a ReplacingMergeTree on
     it) keeps the latest, which the queries read FINAL."""
     outcome = InsertOutcome()
     insert_bisecting(
-        client, CONVERSIONS_TABLE, rows, keys, list(range(len(rows))), token_prefix, outcome
+        client, CONVERSIONS_TABLE, lines, keys, list(range(len(rows))), token_prefix, outcome
     )
     return outcome

@@ -34,6 +34,7 @@ __all__ = [
     "BadEvent",
     "click_row",
     "decode_event",
+    "decode_payload",
     "parse_user_agent",
     "referer_host",
 ]
@@ -161,7 +162,11 @@ def referer_host(referer: str) -> str:
 
 def decode_event(fields: Mapping[Any, Any]) -> dict[str, Any]:
     """The JSON object in a stream entry's field `e`."""
-    raw = fields.get(b"e", fields.get("e"))
+    return decode_payload(fields.get(b"e", fields.get("e")))
+
+
+def decode_payload(raw: bytes | str | None) -> dict[str, Any]:
+    """The JSON object of a stream entry's field `e` (None: the entry has none)."""
     if raw is None:
         raise BadEvent("the entry has no field 'e'")
     try:

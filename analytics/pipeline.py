@@ -23,6 +23,7 @@ from analytics.batcher import (
     Batcher,
     BatcherMetrics,
     BatcherStats,
+    tune_gc,
 )
 from analytics.clickhouse import open_clickhouse, redact_url
 from analytics.partners_sync import SYNC_INTERVAL_S, PartnersSync
@@ -81,6 +82,7 @@ async def run_batcher(
             applied = await asyncio.to_thread(migrate, clickhouse)
             if applied:
                 log.info("applied schema migrations %s", applied)
+        tune_gc()
         batcher = Batcher(
             redis, clickhouse, consumer=consumer or socket.gethostname(),
             batch_max_rows=batch_max_rows, flush_interval_s=flush_interval_s,
