@@ -271,6 +271,54 @@ def _conversions_ddl(table: str, order_by: str, partition_by: str) -> str:
         """
 
 
+# The batcher's way in (migration 5): it sends each click as the edge wrote it (JSON, ts in ms)
+# with the fields it derived appended, and ClickHouse parses it in C++ instead of Python building
+# and encoding a row (docs/benchmarks.md, "Pipeline"). This table keeps nothing; its view turns
+# each row into a `clicks` row, and the insert goes on into `clicks` and the views on it, carrying
+# the batch's deduplication token along.
+INGEST_TABLE = "clicks_ingest"
+_INGEST_DDL = f"""
+    CREATE TABLE IF NOT EXISTS {DATABASE}.{INGEST_TABLE} (
+        click_id        UUID,
+        ts              Int64,
+        code            String,
+        kind            LowCardinality(String),
+        is_human        UInt8,
+        outcome         LowCardinality(String),
+        partner_id      String,
+        ancestors       Array(String),
+        campaign        String,
+        sub_id          String,
+        destination     String,
+        ip_hash         String,
+        ip_prefix       String,
+        user_agent      String,
+        referer         String,
+        referer_host    LowCardinality(String),
+        accept_language String,
+        country         LowCardinality(String),
+        device          LowCardinality(String),
+        os              LowCardinality(String),
+        browser         LowCardinality(String),
+        bot_family      LowCardinality(String),
+        first_click     UInt8 DEFAULT 1,
+        visitor_id      String,
+        method          LowCardinality(String)
+    )
+    ENGINE = Null
+"""
+_INGEST_VIEW_DDL = f"""
+    CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{INGEST_TABLE}_mv
+    TO {DATABASE}.clicks AS SELECT
+        click_id, fromUnixTimestamp64Milli(ts, 'UTC') AS ts, code, kind, is_human, outcome,
+        partner_id, ancestors, campaign, sub_id, destination, ip_hash, ip_prefix, user_agent,
+        referer, referer_host, accept_language, country, device, os, browser, bot_family,
+        first_click, if(visitor_id = '', toString(click_id), visitor_id) AS visitor_id,
+        if(method = '', 'GET', method) AS method
+    FROM {DATABASE}.{INGEST_TABLE}
+"""
+
+
 # Column names are part of the contract (users query these tables directly): snake_case,
 # documented in the README; add columns in new migrations, never rename.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -327,6 +375,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "partners.tokens_not_before: revoked partner tokens", (
         f"ALTER TABLE {DATABASE}.partners ADD COLUMN IF NOT EXISTS "
         "tokens_not_before DateTime64(3, 'UTC') DEFAULT 0",
+    )),
+    Migration(5, "clicks_ingest: clicks from the batcher, parsed by ClickHouse", (
+        _INGEST_DDL, _INGEST_VIEW_DDL,
     )),
 )
 
