@@ -2,10 +2,13 @@
 conversion stream into `invite.conversions` the same way.
 
     read (XREADGROUP, own pending first, XAUTOCLAIMed entries of dead consumers)
-      → check and enrich each entry; a bad one stays pending until its Nth delivery, then goes to
-        the dead-letter stream with the reason
+      → check and enrich each entry (analytics.enrich.click_line: the edge's JSON goes on as it
+        came, the derived fields appended); a bad one stays pending until its Nth delivery, then
+        goes to the dead-letter stream with the reason
       → under the insert lock: drop click_ids already in `clicks` or twice in the batch, insert
-        with a deduplication token made of the entries' ids
+        the lines into `clicks_ingest` (ClickHouse parses them; its view writes `clicks`) with a
+        deduplication token made of the entries' ids; a line ClickHouse refuses is found by
+        halving and dead-lettered at once
       → XACK, then XTRIM below the oldest entry any group still needs.
 
 A crash anywhere before XACK leaves the entries pending: whoever reads them next finds their
@@ -21,8 +24,8 @@ import gc
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -31,9 +34,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import LockNotOwnedError, RedisError, ResponseError
 
-from analytics.clickhouse import CLICKS_TABLE, InsertOutcome, Table, insert_new_clicks
-from analytics.conversions import CONVERSIONS_TABLE, conversion_row, insert_conversions
-from analytics.enrich import BadEvent, click_row, decode_payload
+from analytics.clickhouse import InsertOutcome, insert_new_clicks
+from analytics.conversions import conversion_line, insert_conversions
+from analytics.enrich import BadEvent, click_line
 from edge.config import CLICK_STREAM, CONVERSION_STREAM
 from edge.errors import ConfigError
 
@@ -129,13 +132,13 @@ class BatcherMetrics:
 
 @dataclass(frozen=True)
 class Sink:
-    """What one stream holds and where it goes: `row` checks an event (BadEvent says why not)
-    and returns its row of `table`, whose first column identifies it; `insert` (blocking)
-    writes the rows not in the table yet, with a deduplication token made of the keys."""
+    """What one stream holds and where it goes: `prepare` checks an entry's field `e` (BadEvent
+    says why not) and returns the event's key, its time in ms and the line to insert; `insert`
+    (blocking) writes the lines whose key is not in the table yet, with a deduplication token
+    made of the entry ids."""
 
     name: str
-    row: Callable[[Mapping[str, Any]], list[Any]]
-    table: Table
+    prepare: Callable[[bytes | str | None], tuple[str, int, bytes]]
     insert: Callable[..., InsertOutcome]
     stream: str
     dead_letter_stream: str
@@ -143,12 +146,12 @@ class Sink:
 
 
 CLICKS = Sink(
-    "clicks", click_row, CLICKS_TABLE, insert_new_clicks, CLICK_STREAM, DEAD_LETTER_STREAM,
+    "clicks", click_line, insert_new_clicks, CLICK_STREAM, DEAD_LETTER_STREAM,
     INSERT_LOCK_KEY,
 )
 # Registrations from the SSO hook (edge/conversions.py): few, so small batches suffice.
 CONVERSIONS = Sink(
-    "conversions", conversion_row, CONVERSIONS_TABLE, insert_conversions, CONVERSION_STREAM,
+    "conversions", conversion_line, insert_conversions, CONVERSION_STREAM,
     "invite:conversions:dead", "invite:conversions:insert-lock",
 )
 CONVERSIONS_BATCH_MAX_ROWS = 5_000
@@ -159,13 +162,10 @@ class _Entry:
     entry_id: str
     exists: bool  # False: the entry was trimmed while pending
     payload: bytes | str | None  # its field `e`; None when it has none
-    row: list[Any] = field(default_factory=list)  # its table row, once checked
-    line: bytes = b""  # the row encoded for the insert
+    key: str = ""  # click_id or event_id, once checked
+    ts: int = 0  # the event's time in ms
+    line: bytes = b""  # what is inserted
     reason: str = ""  # why it is not an event of the stream's kind
-
-    @property
-    def key(self) -> str:
-        return self.row[0]  # type: ignore[no-any-return]  # click_id or event_id
 
 
 @dataclass
@@ -385,8 +385,9 @@ class Batcher:
     def _insert_new(self, entries: list[_Entry]) -> InsertOutcome:
         """In a worker thread: the entries not in the table yet, inserted."""
         return self.sink.insert(
-            self._clickhouse, [entry.row for entry in entries], [entry.line for entry in entries],
-            [entry.entry_id for entry in entries], token_prefix=self.stream,
+            self._clickhouse, [entry.key for entry in entries], [entry.ts for entry in entries],
+            [entry.line for entry in entries], [entry.entry_id for entry in entries],
+            token_prefix=self.stream,
         )
 
     async def _handle_bad(self, bad: list[_Entry]) -> None:
@@ -526,13 +527,13 @@ def _sort(batch: list[_Entry], sink: Sink) -> _Sorted:
     fresh: dict[str, _Entry] = {}
     repeated: list[_Entry] = []
     bad: list[_Entry] = []
-    row, encode = sink.row, sink.table.encode
+    prepare = sink.prepare
     for entry in batch:
         if not entry.exists:
             repeated.append(entry)  # nothing left to insert, only to acknowledge
             continue
         try:
-            entry.row = row(decode_payload(entry.payload))
+            entry.key, entry.ts, entry.line = prepare(entry.payload)
         except BadEvent as exc:
             entry.reason = str(exc)
             bad.append(entry)
@@ -540,7 +541,6 @@ def _sort(batch: list[_Entry], sink: Sink) -> _Sorted:
         if entry.key in fresh:
             repeated.append(entry)
         else:
-            entry.line = encode(entry.row)
             fresh[entry.key] = entry
     return _Sorted(list(fresh.values()), repeated, bad, len(batch))
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from analytics.clickhouse import Client, InsertOutcome, Table, insert_bisecting
-from analytics.enrich import BadEvent
+from analytics.enrich import BadEvent, decode_payload
 
 CONVERSION_COLUMNS: Final = (
     ("event_id", "String"),
@@ -65,15 +65,22 @@ def conversion_row(event: Mapping[str, Any]) -> list[Any]:
     ]
 
 
+def conversion_line(payload: bytes | str | None) -> tuple[str, int, bytes]:
+    """(event_id, ts in ms, the line inserted) of a stream entry's field `e`; BadEvent says
+    what is wrong with it."""
+    row = conversion_row(decode_payload(payload))
+    return row[0], row[2], CONVERSIONS_TABLE.encode(row)
+
+
 def insert_conversions(
-    client: Client, rows: Sequence[list[Any]], lines: Sequence[bytes], keys: Sequence[str], *,
-    token_prefix: str,
+    client: Client, event_ids: Sequence[str], timestamps: Sequence[int], lines: Sequence[bytes],
+    keys: Sequence[str], *, token_prefix: str,
 ) -> InsertOutcome:
     """Insert the rows; a retry carries the same token and is dropped by ClickHouse. A
     conversion recorded twice has one `event_id`, and `conversions` (a ReplacingMergeTree on
     it) keeps the latest, which the queries read FINAL."""
     outcome = InsertOutcome()
     insert_bisecting(
-        client, CONVERSIONS_TABLE, lines, keys, list(range(len(rows))), token_prefix, outcome
+        client, CONVERSIONS_TABLE, lines, keys, list(range(len(lines))), token_prefix, outcome
     )
     return outcome

@@ -32,6 +32,8 @@ __all__ = [
     "UA_CACHE_SIZE",
     "Agent",
     "BadEvent",
+    "clear_caches",
+    "click_line",
     "click_row",
     "decode_event",
     "decode_payload",
@@ -249,6 +251,77 @@ def click_row(event: Mapping[str, Any]) -> list[Any]:
         visitor_id,
         method,
     ]
+
+
+# What the batcher sends for a click: a line of JSONEachRow for `invite.clicks_ingest`
+# (analytics/schema.py), whose view makes it a `clicks` row. An event as the edge writes it
+# (canonical click_id, ts in ms, strings, a list of ancestors, a bool first_click) goes as it came,
+# with the derived fields appended: ClickHouse parses the text once, and Python neither builds nor
+# encodes a row (docs/benchmarks.md, "Pipeline"). Anything else goes through click_row, which
+# names what is wrong or spells the row the canonical way.
+_DERIVED = ("is_human", "referer_host", "device", "os", "browser", "bot_family")
+_PASSED_TEXT = (*_TEXT_FIELDS, "partner_id", "visitor_id", "method")
+INGEST_COLUMNS = tuple(name for name, _ in CLICK_COLUMNS)
+
+
+def click_line(payload: bytes | str | None) -> tuple[str, int, bytes]:
+    """(click_id, ts in ms, the JSONEachRow line for `clicks_ingest`) of a stream entry's field
+    `e`; BadEvent says what is wrong with it."""
+    event = decode_payload(payload)
+    click_id = event.get("click_id")
+    ts = event.get("ts")
+    kind = event.get("kind")
+    outcome = event.get("outcome")
+    if (
+        click_id.__class__ is str and ts.__class__ is int and kind.__class__ is str
+        and outcome.__class__ is str and kind in KINDS and outcome in OUTCOMES
+        and _TS_MIN_MS <= ts < _TS_MAX_MS and _CANONICAL_UUID.fullmatch(click_id)
+        and event.get("first_click", True).__class__ is bool and _passes(event)
+    ):
+        raw = payload if isinstance(payload, bytes) else str(payload).encode()
+        raw = raw.rstrip()
+        if raw.endswith(b"}"):
+            suffix = _derived_suffix(
+                event.get("user_agent") or "", event.get("referer") or "", kind
+            )
+            return click_id, ts, raw[:-1] + suffix
+    row = click_row(event)
+    return row[0], row[1], orjson.dumps(dict(zip(INGEST_COLUMNS, row, strict=True)))
+
+
+def _passes(event: dict[str, Any]) -> bool:
+    """Whether the event's other fields can go to ClickHouse as they are."""
+    for name in _PASSED_TEXT:
+        value = event.get(name)
+        if value is not None and (value.__class__ is not str or len(value) > MAX_TEXT):
+            return False
+    ancestors = event.get("ancestors")
+    if ancestors is not None and (
+        ancestors.__class__ is not list or (ancestors and set(map(type, ancestors)) != _ONLY_STR)
+    ):
+        return False
+    return not any(name in event for name in _DERIVED)
+
+
+@functools.lru_cache(maxsize=UA_CACHE_SIZE)
+def _derived_suffix(user_agent: str, referer: str, kind: str) -> bytes:
+    """The derived fields as the end of a JSON object: `,"is_human":…,"bot_family":…}`."""
+    agent = parse_user_agent(user_agent)
+    bot_family = agent.bot_family
+    if not bot_family and kind in BOT_KINDS:
+        bot_family = agent.browser or "Other"
+    derived = {
+        "is_human": 1 if kind == "person" and not agent.is_bot else 0,
+        "referer_host": referer_host(referer), "device": agent.device, "os": agent.os,
+        "browser": agent.browser, "bot_family": bot_family,
+    }
+    return b"," + orjson.dumps(derived)[1:]
+
+
+def clear_caches() -> None:
+    """Forget every parsed UA and referer (benchmarks start cold)."""
+    for cached in (parse_user_agent, referer_host, _derived_suffix):
+        cached.cache_clear()
 
 
 def _text(event: Mapping[str, Any], name: str) -> str:

@@ -5,7 +5,7 @@ Everything in one process, as `invite run` has it: a private redis-server, embed
 
 1. raw insert: the already-enriched rows of N events into `invite.clicks` (its views included)
    in batches of 50k, the ceiling for the batcher: once as the lines the batcher sends
-   (JSONCompactEachRow, encoded beforehand, the batcher's insert settings), once through
+   (`clicks_ingest`, prepared beforehand, the batcher's insert settings), once through
    clickhouse-connect's column insert (native format, encoded while timed) for comparison;
 2. batcher: the same N events XADDed first, then one Batcher drains the stream (read, parse,
    enrich with a cold UA cache, duplicate check, insert, XACK, trim), with the garbage
@@ -34,8 +34,8 @@ import orjson
 from redis.asyncio import Redis
 
 from analytics.batcher import Batcher, tune_gc
-from analytics.clickhouse import CLICKS_TABLE, INSERT_SETTINGS, Client, open_clickhouse
-from analytics.enrich import CLICK_COLUMNS, click_row, parse_user_agent
+from analytics.clickhouse import CLICKS_INGEST, INSERT_SETTINGS, Client, open_clickhouse
+from analytics.enrich import CLICK_COLUMNS, clear_caches, click_line, click_row
 from analytics.schema import CLICK_VIEWS, migrate
 from edge.config import CLICK_STREAM
 from loadtests.processes import BenchRedis, Children, stopped_on_exit
@@ -125,9 +125,10 @@ def raw_insert_lines(clickhouse: Client, lines: list[bytes], batch_rows: int) ->
     for start in range(0, len(lines), batch_rows):
         body = b"\n".join(lines[start : start + batch_rows])
         clickhouse.raw_insert(
-            "invite.clicks", CLICKS_TABLE.column_names, body,
-            settings={**INSERT_SETTINGS, "insert_deduplication_token": f"lines-{start}"},
-            fmt="JSONCompactEachRow",
+            f"invite.{CLICKS_INGEST.name}", None, body, fmt=CLICKS_INGEST.fmt, settings={
+                **INSERT_SETTINGS, **CLICKS_INGEST.settings,
+                "insert_deduplication_token": f"lines-{start}",
+            },
         )
     return len(lines) / (time.perf_counter() - started)
 
@@ -166,7 +167,7 @@ async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[bytes],
     await redis.delete(CLICK_STREAM)
     await xadd_all(redis, batch)
     tune_gc()
-    parse_user_agent.cache_clear()
+    clear_caches()
     batcher = Batcher(redis, clickhouse, consumer="bench", batch_max_rows=batch_rows)
     started = time.perf_counter()
     task = asyncio.create_task(batcher.run())
@@ -245,8 +246,10 @@ async def run(args: argparse.Namespace, redis_url: str, clickhouse: Client) -> N
     del batch
     native = raw_insert_native(clickhouse, rows, args.batch_rows)
     truncate(clickhouse)
-    raw = raw_insert_lines(clickhouse, [CLICKS_TABLE.encode(row) for row in rows], args.batch_rows)
     del rows
+    raw = raw_insert_lines(
+        clickhouse, [click_line(payload)[2] for payload in payloads], args.batch_rows
+    )
     log(f"raw insert: {raw:,.0f} rows/s as the batcher's lines, {native:,.0f} rows/s through "
         f"the column insert ({args.events:,} rows, batches of {args.batch_rows:,})")
     truncate(clickhouse)

@@ -225,6 +225,26 @@ def test_poison_entries_go_to_the_dead_letter_stream_after_max_deliveries(
     assert batcher.metrics.registry.get_sample_value("invite_batcher_dead_letters_total") == 6
 
 
+def test_an_entry_clickhouse_refuses_goes_to_the_dead_letter_stream_with_its_reason(
+    redis_client: redis.Redis, redis_server: RedisServer, clickhouse: Client
+) -> None:
+    good = [click_event() for _ in range(30)]
+    add_events(redis_client, good[:15])
+    # Python reads the last of two equal keys and passes it; ClickHouse refuses the row.
+    twice = orjson.dumps(click_event())[:-1] + b',"kind":"person"}'
+    redis_client.xadd(STREAM, {"e": twice})
+    add_events(redis_client, good[15:])
+
+    batcher = drain(redis_server.url, clickhouse)
+
+    assert_exactly_once(clickhouse, 30)
+    dead = redis_client.xrange("invite:clicks:dead")
+    assert [fields[b"e"] for _, fields in dead] == [twice]
+    assert "Duplicate field" in dead[0][1][b"reason"].decode()
+    assert batcher.stats.dead_letters == 1
+    assert redis_client.xpending(STREAM, "batcher")["pending"] == 0
+
+
 def fields_of(dead: list[Any], raw: str) -> dict[str, str]:
     for _, fields in dead:
         if fields[b"e"].decode() == raw:
