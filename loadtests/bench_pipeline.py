@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from analytics.batcher import Batcher, tune_gc
+from analytics.batcher import Batcher, _sort, tune_gc
 from analytics.clickhouse import CLICKS_INGEST, INSERT_SETTINGS, Client, open_clickhouse
 from analytics.enrich import CLICK_COLUMNS, clear_caches, click_line, click_row
 from analytics.schema import CLICK_VIEWS, migrate
@@ -181,6 +181,31 @@ async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[bytes],
     return len(batch) / elapsed, batcher.stats.batches
 
 
+async def phases(redis: Redis, clickhouse: Client, batch: list[bytes],
+                 batch_rows: int) -> dict[str, float]:
+    """µs per event of each step of a batch, run one after the other (no overlap)."""
+    await redis.delete(CLICK_STREAM)
+    await xadd_all(redis, batch)
+    tune_gc()
+    clear_caches()
+    batcher = Batcher(redis, clickhouse, consumer="phases", batch_max_rows=batch_rows)
+    await batcher.ensure_group()
+    spent = dict.fromkeys(("read", "check", "insert"), 0.0)
+    done = 0
+    while done < len(batch):
+        started = time.perf_counter()
+        entries = await batcher._collect()
+        read = time.perf_counter()
+        ready = _sort(entries, batcher.sink)
+        checked = time.perf_counter()
+        await batcher._insert_and_ack(ready.fresh, ready.repeated)
+        spent["read"] += read - started
+        spent["check"] += checked - read
+        spent["insert"] += time.perf_counter() - checked
+        done += len(entries)
+    return {step: seconds / len(batch) * 1e6 for step, seconds in spent.items()}
+
+
 async def freshness(redis: Redis, clickhouse: Client, rate: int, seconds: float,
                     seed: int, flush_ms: int) -> list[float]:
     """Seconds from each event's XADD reply to the first count() that includes it."""
@@ -258,6 +283,12 @@ async def run(args: argparse.Namespace, redis_url: str, clickhouse: Client) -> N
         f"{DISTINCT_UA_SHARE:.0%} distinct UAs, cold UA cache)")
     found = clickhouse.query("SELECT count(), uniqExact(click_id) FROM invite.clicks")
     assert tuple(found.result_rows[0]) == (args.events, args.events), found.result_rows
+    if args.phases:
+        truncate(clickhouse)
+        spent = await phases(redis, clickhouse, payloads, args.batch_rows)
+        log("one step after the other, µs per event: " + ", ".join(
+            f"{step} {micros:.1f}" for step, micros in spent.items()
+        ) + f" (sum {sum(spent.values()):.1f}: {1e6 / sum(spent.values()):,.0f} events/s)")
 
     truncate(clickhouse)
     lags = await freshness(redis, clickhouse, args.rate, args.seconds, 2, args.flush_ms)
@@ -277,6 +308,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--flush-ms", type=int, default=500,
                         help="the batcher's flush interval in the freshness run (500, the default)")
     parser.add_argument("--only-freshness", action="store_true", help="skip the rate runs")
+    parser.add_argument("--phases", action="store_true",
+                        help="also time each step of a batch (read, check, insert), one by one")
     return parser.parse_args(argv)
 
 
