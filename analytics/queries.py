@@ -226,18 +226,30 @@ def click_source(
     one_partner = f.partner_id is not None and not f.include_downline
     credited = [_CREDITED] if by is not None or credited_only else []
     raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
+    root = _subtree_root(f)
     if by is not None and by not in ("campaign", "partner_id"):
-        if not everyone or f.campaign is not None:
+        dimension = {**parameters, "dimension": _VIEW_DIMENSIONS[by]}
+        if f.campaign is not None or not (everyone or root is not None):
             return Source(rollups.RAW, raw, raw_key=by)
+        if everyone:
+            conditions = Conditions(
+                view=["dimension = {dimension:String}"], raw=raw.raw, parameters=dimension
+            )
+            return Source(rollups.BREAKDOWN, conditions, view_key="value", raw_key=by)
+        # The view holds the root's descendants; its own clicks are read apart. A partner is
+        # never among its own ancestors (the registry refuses cycles), so none counts twice.
         conditions = Conditions(
-            view=["dimension = {dimension:String}"], raw=raw.raw,
-            parameters={**parameters, "dimension": _VIEW_DIMENSIONS[by]},
+            view=["ancestor_id = {root:String}", "dimension = {dimension:String}"],
+            raw=["has(ancestors, {root:String})", *credited],
+            parameters={**dimension, "root": root},
         )
-        return Source(rollups.BREAKDOWN, conditions, view_key="value", raw_key=by)
+        return Source(
+            rollups.DESCENDANTS_BREAKDOWN, conditions, view_key="value", raw_key=by,
+            whole_raw=("partner_id = {root:String}", *credited),
+        )
     key = by or "''"
     if one_partner:
         return Source(rollups.RAW, raw, raw_key=key)
-    root = _subtree_root(f)
     if by == "partner_id" or (root is None and not everyone):
         if hourly:
             return Source(rollups.RAW, raw, raw_key=key)
@@ -412,11 +424,12 @@ def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query:
     column = dimension_column(by)
     source = click_source(f, by=column)
     in_keys = [f"{source.view_key} IN {{keys:Array(String)}}"]
+    in_raw_keys = f"{source.raw_key} IN {{keys:Array(String)}}"
     source = replace(source, conditions=Conditions(
         view=[*source.conditions.view, *in_keys],
-        raw=[*source.conditions.raw, f"{source.raw_key} IN {{keys:Array(String)}}"],
+        raw=[*source.conditions.raw, in_raw_keys],
         parameters={**source.conditions.parameters, "keys": list(keys)},
-    ))
+    ), whole_raw=(*source.whole_raw, in_raw_keys) if source.whole_raw else ())
     return _over(source, f, f"key, {_CLICK_METRICS}", f"GROUP BY key ORDER BY {_BY_PEOPLE}")
 
 

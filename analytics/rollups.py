@@ -65,6 +65,11 @@ BREAKDOWN: Final = Rollup(
     (_daily("clicks_breakdown_daily"), Tier("clicks_breakdown_hourly", HOUR, "hour")),
     outcome="'credited'",
 )
+# A subtree's breakdown by country etc.: its descendants' credited clicks by day; the root's own
+# clicks come from `clicks` (Source.whole_raw).
+DESCENDANTS_BREAKDOWN: Final = Rollup(
+    (_daily("clicks_descendants_breakdown_daily"),), outcome="'credited'"
+)
 # No view: everything from `clicks`.
 RAW: Final = Rollup(())
 
@@ -86,6 +91,9 @@ class Source:
     conditions: Conditions
     view_key: str = "''"
     raw_key: str = "''"
+    # Conditions on `clicks` read over the whole range beside the rollup: rows its views leave
+    # out (a subtree root's own clicks, one primary-key range). Same parameters.
+    whole_raw: tuple[str, ...] = ()
 
 
 def floor_to(value: datetime, unit: timedelta) -> datetime:
@@ -131,9 +139,12 @@ def union_sql(
                 f"{source.rollup.outcome} AS outcome, clicks AS n_clicks, "
                 f"human_clicks AS n_human{state} FROM {DATABASE}.{tier.table} WHERE {where}"
             )
-    if left:
-        ranges = _ranges("ts", "DateTime64(3, 'UTC')", left, parameters)
-        where = " AND ".join([ranges, *conditions.raw])
+    raw = [(left, conditions.raw)] if left else []
+    if source.whole_raw:
+        raw.append(([(start, end)], list(source.whole_raw)))
+    for raw_ranges, raw_conditions in raw:
+        ranges = _ranges("ts", "DateTime64(3, 'UTC')", raw_ranges, parameters)
+        where = " AND ".join([ranges, *raw_conditions])
         raw_t = _bucket("toDateTime(ts, 'UTC')", t_unit)
         parts.append(
             f"SELECT {raw_t} AS t, "  # noqa: S608

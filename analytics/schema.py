@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -33,15 +33,25 @@ class ClickView:
     partition_by: str
     select: str  # reads {source}: the source table in the view, read FINAL to rebuild
     source: str = "clicks"  # or the target of another view (a cascade: days from hours)
+    index_granularity: int | None = None  # None: the engine's default (8192 rows)
 
     @property
     def target_ddl(self) -> str:
+        return self.target_ddl_as(self.table)
+
+    def target_ddl_as(self, table: str) -> str:
+        """The target table's DDL under another name (to rebuild it beside the live one)."""
         # The batcher's inserts carry a deduplication token and ask the views to deduplicate
         # too, so a retried insert cannot count twice here (needs the window on the target).
+        granules = (
+            "" if self.index_granularity is None
+            else f", index_granularity = {self.index_granularity}"
+        )
         return (
-            f"CREATE TABLE IF NOT EXISTS {DATABASE}.{self.table} ({self.columns}) "
+            f"CREATE TABLE IF NOT EXISTS {DATABASE}.{table} ({self.columns}) "
             f"ENGINE = AggregatingMergeTree PARTITION BY {self.partition_by} "
             f"ORDER BY ({self.order_by}) SETTINGS non_replicated_deduplication_window = 1000"
+            f"{granules}"
         )
 
     @property
@@ -176,7 +186,7 @@ def _hourly_and_daily(
     return hourly, daily
 
 
-CLICK_VIEWS: tuple[ClickView, ...] = (
+_MIGRATION_3_VIEWS: tuple[ClickView, ...] = (
     # Everyone's questions: no partner in the key, a few rows per hour.
     *_hourly_and_daily(
         "clicks_totals", _KEY_COLUMNS, "{t}, campaign, outcome", _KEYS, "{source}"
@@ -208,8 +218,50 @@ CLICK_VIEWS: tuple[ClickView, ...] = (
         f"FROM {{source}} WHERE partner_id != '' GROUP BY day, partner_id, ancestors, {_KEYS}",
     ),
 )
-_NEW_IN_3 = tuple(view for view in CLICK_VIEWS if view not in _MIGRATION_2_VIEWS)
-_DROPPED_IN_3 = tuple(view for view in _MIGRATION_2_VIEWS if view not in CLICK_VIEWS)
+_NEW_IN_3 = tuple(view for view in _MIGRATION_3_VIEWS if view not in _MIGRATION_2_VIEWS)
+_DROPPED_IN_3 = tuple(view for view in _MIGRATION_2_VIEWS if view not in _MIGRATION_3_VIEWS)
+
+# A row holds a visitor state of up to 12 KB, and a question reads a few rows per day: in
+# granules of 8,192 rows it decoded the states of thousands of neighbours for each of them
+# (top partners 48 → 15-20 ms for the visitors pass; docs/benchmarks.md, "Queries").
+VIEW_GRANULE_ROWS = 256
+# A subtree's top countries, devices… (credited clicks): one row per ancestor of the click's
+# snapshot, not for its own partner, so that the many partners without a downline add no rows
+# (three quarters of them on the benchmark's tree, and the insert cost with them); a root's own
+# clicks are one primary-key range of `clicks`. Daily only: the partial days at the ends of a
+# range are read raw, which costs about what partial hours would (a day's partition is scanned).
+DESCENDANTS_BREAKDOWN = ClickView(
+    table="clicks_descendants_breakdown_daily",
+    columns=f"ancestor_id String, day Date, dimension LowCardinality(String), value String, "
+    f"{_COUNT_COLUMNS}",
+    order_by="ancestor_id, dimension, day, value",
+    partition_by="toYYYYMM(day)",
+    select=f"SELECT ancestor_id, toDate(ts) AS day, pair.1 AS dimension, pair.2 AS value, "
+    f"{_COUNTS} FROM {{source}} ARRAY JOIN ancestors AS ancestor_id "
+    f"ARRAY JOIN [{_BREAKDOWN_PAIRS}] AS pair WHERE outcome = 'credited' AND partner_id != '' "
+    "GROUP BY ancestor_id, day, dimension, value",
+    index_granularity=VIEW_GRANULE_ROWS,
+)
+# The views the API reads, as they are now (migration 5 and later).
+CLICK_VIEWS: tuple[ClickView, ...] = (
+    *(replace(view, index_granularity=VIEW_GRANULE_ROWS) for view in _MIGRATION_3_VIEWS),
+    DESCENDANTS_BREAKDOWN,
+)
+
+
+def _rebuilt_in_small_granules(view: ClickView) -> tuple[str, ...]:
+    """Copy a view's table into one of small granules and swap the two; rerunnable at any step
+    (the old table keeps every row until the swap). Drop the view's `_mv` first."""
+    table, copy = f"{DATABASE}.{view.table}", f"{DATABASE}.{view.table}_small_granules"
+    return (
+        f"DROP TABLE IF EXISTS {copy}",
+        replace(view, index_granularity=VIEW_GRANULE_ROWS).target_ddl_as(
+            f"{view.table}_small_granules"
+        ),
+        f"INSERT INTO {copy} SELECT * FROM {table}",
+        f"EXCHANGE TABLES {table} AND {copy}",
+        f"DROP TABLE {copy}",
+    )
 
 
 def _clicks_ddl(table: str, partition_by: str) -> str:
@@ -368,7 +420,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         f"DROP TABLE {DATABASE}.conversions_by_event",
         *(view.target_ddl for view in _NEW_IN_3),
         *(f"TRUNCATE TABLE {DATABASE}.{view.table}" for view in _NEW_IN_3),
-        *(view.view_ddl for view in CLICK_VIEWS),
+        *(view.view_ddl for view in _MIGRATION_3_VIEWS),
         # The day tables fill from the hour tables' inserts (a cascade).
         *(view.backfill for view in _NEW_IN_3 if view.source == "clicks"),
     )),
@@ -378,6 +430,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(5, "clicks_ingest: clicks from the batcher, parsed by ClickHouse", (
         _INGEST_DDL, _INGEST_VIEW_DDL,
+    )),
+    # Run it with the batchers stopped (no view writes while the tables are swapped); every
+    # step may run again if the migration was interrupted.
+    Migration(6, "views in small granules, subtree breakdowns by day", (
+        *(f"DROP VIEW IF EXISTS {DATABASE}.{view.table}_mv" for view in _MIGRATION_3_VIEWS),
+        *(statement for view in _MIGRATION_3_VIEWS
+          for statement in _rebuilt_in_small_granules(view)),
+        DESCENDANTS_BREAKDOWN.target_ddl,
+        f"TRUNCATE TABLE {DATABASE}.{DESCENDANTS_BREAKDOWN.table}",
+        *(view.view_ddl for view in CLICK_VIEWS),
+        DESCENDANTS_BREAKDOWN.backfill,
     )),
 )
 

@@ -81,7 +81,8 @@ def counts(clickhouse: Client) -> dict[str, int]:
     row = clickhouse.query(
         "SELECT count(), uniqExact(click_id), "
         "sumIf(length(ancestors) + 1, partner_id != ''), countIf(partner_id != ''), "
-        "countIf(outcome = 'credited') FROM invite.clicks"
+        "countIf(outcome = 'credited'), sumIf(length(ancestors), outcome = 'credited') "
+        "FROM invite.clicks"
     ).result_rows[0]
     views = {
         view.table: int(
@@ -92,16 +93,19 @@ def counts(clickhouse: Client) -> dict[str, int]:
     }
     return {
         "rows": int(row[0]), "click_ids": int(row[1]), "downline_rows": int(row[2]),
-        "partner_rows": int(row[3]), "credited_rows": int(row[4]), **views,
+        "partner_rows": int(row[3]), "credited_rows": int(row[4]),
+        "credited_ancestor_rows": int(row[5]), **views,
     }
 
 
 def assert_exactly_once(clickhouse: Client, expected: int) -> None:
     """Every click once in `clicks` and once in every view (five dimension rows per credited
-    click in the breakdown view, one per ancestor and its own partner in the downline view)."""
+    click in the breakdown view, one per ancestor and its own partner in the downline view, five
+    per ancestor of a credited click in the descendants' breakdown view)."""
     found = counts(clickhouse)
     assert found["rows"] == found["click_ids"] == expected, found
     assert found["clicks_totals_hourly"] == expected, found
     assert found["clicks_downline_hourly"] == found["downline_rows"], found
     assert found["clicks_partner_daily"] == found["partner_rows"], found
     assert found["clicks_breakdown_daily"] == 5 * found["credited_rows"], found
+    assert found["clicks_descendants_breakdown_daily"] == 5 * found["credited_ancestor_rows"], found

@@ -175,6 +175,37 @@ def test_master_ib_sees_its_sub_ibs_clicks_with_include_downline(clickhouse: Cli
     ]
 
 
+def test_a_subtree_breakdown_counts_the_roots_own_clicks_and_its_downlines_once(
+    clickhouse: Client,
+) -> None:
+    insert_clicks(clickhouse, [
+        click(TREE.master, country="AE", visitor_id="ann"),  # the root's own click
+        click(TREE.sub, country="DE", visitor_id="ann"),
+        click(TREE.leaf, country="DE", visitor_id="bob"),
+        click(TREE.leaf, country="DE", at=DAY + hours(30.5), visitor_id="bob"),  # a raw edge
+        click(TREE.leaf, country="FR", ancestors=[TREE.other]),  # before it moved here
+        click(TREE.other, country="DE"),
+        click(TREE.sub, country="DE", outcome="suspended"),
+    ])
+    span = {"start": DAY, "end": DAY + hours(30.75)}
+
+    def by_country(**scope: Any) -> list[tuple[str, int, int]]:
+        f = ClickFilter(**span, **scope)
+        return [
+            (row.key, row.clicks, row.unique_visitors)
+            for row in queries.breakdown(clickhouse, f, "country", 20)
+        ]
+
+    assert by_country(partner_id=TREE.master, include_downline=True) == [
+        ("DE", 3, 2), ("AE", 1, 1),
+    ]
+    assert by_country(scope_partner_id=TREE.sub) == [("DE", 3, 2)]
+    other = [("DE", 1, 1), ("FR", 1, 1)]
+    assert by_country(partner_id=TREE.other, include_downline=True) == other
+    leaf = [("DE", 2, 1), ("FR", 1, 1)]  # its own clicks, whoever it was under
+    assert by_country(partner_id=TREE.leaf, include_downline=True) == leaf
+
+
 def test_a_roll_up_follows_the_ancestors_recorded_at_click_time(clickhouse: Client) -> None:
     # The affiliate moved from other-ib to master-ib: its earlier click stays with other-ib.
     insert_clicks(clickhouse, [

@@ -126,12 +126,44 @@ def test_the_views_migrations_count_clicks_recorded_before_them(clickhouse: Clie
     clickhouse.command("DELETE FROM invite.schema_migrations WHERE version >= 2")
     insert_clicks(clickhouse, [click_event() for _ in range(25)], "before-views")
 
-    assert migrate(clickhouse) == [2, 3, 4, 5]  # 4 (a column) and 5 are idempotent too
+    assert migrate(clickhouse) == [2, 3, 4, 5, 6]  # 4 (a column) and 5 are idempotent too
 
     assert_exactly_once(clickhouse, 25)
     tables = {row[0] for row in clickhouse.query(
         "SELECT name FROM system.tables WHERE database = 'invite'").result_rows}
     assert {"clicks_hourly", "clicks_dimensions_daily"}.isdisjoint(tables)
+
+
+def test_an_interrupted_migration_6_runs_again_without_counting_a_click_twice(
+    clickhouse: Client,
+) -> None:
+    insert_clicks(clickhouse, [click_event(partner_id=f"p{i % 3}") for i in range(20)], "m6")
+    (migration,) = [m for m in MIGRATIONS if m.version == 6]
+    swapped = next(
+        i for i, statement in enumerate(migration.statements)
+        if statement.startswith("EXCHANGE TABLES invite.clicks_downline_hourly ")
+    )
+    for statement in migration.statements[: swapped + 1]:  # stopped after a swap, before its drop
+        clickhouse.command(statement)
+    clickhouse.command("DELETE FROM invite.schema_migrations WHERE version = 6")
+
+    assert migrate(clickhouse) == [6]
+
+    assert_exactly_once(clickhouse, 20)
+    leftovers = clickhouse.command(
+        "SELECT count() FROM system.tables WHERE database = 'invite' "
+        "AND name LIKE '%_small_granules'"
+    )
+    assert int(leftovers) == 0  # type: ignore[call-overload]
+
+
+def test_view_tables_are_read_in_small_granules(clickhouse: Client) -> None:
+    created = dict(clickhouse.query(
+        "SELECT name, create_table_query FROM system.tables WHERE database = 'invite'"
+    ).result_rows)
+
+    for view in CLICK_VIEWS:
+        assert "index_granularity = 256" in created[view.table], view.table
 
 
 def test_other_url_schemes_are_refused_without_showing_the_password() -> None:
