@@ -251,6 +251,22 @@ def test_daily_series_is_zero_filled(clickhouse: Client) -> None:
     ]
 
 
+def test_registrations_count_where_no_click_was_and_make_no_breakdown_row(
+    clickhouse: Client,
+) -> None:
+    insert_clicks(clickhouse, [click(campaign="launch")])
+    insert_registrations(clickhouse, TREE.sub, 2, campaign="launch")
+    insert_registrations(clickhouse, TREE.sub, 1, at=DAY + hours(30), campaign="summer")
+    f = ClickFilter(start=DAY, end=DAY + timedelta(days=2))
+
+    series = queries.timeseries(clickhouse, f, "day")
+    by_campaign = queries.breakdown(clickhouse, f, "campaign", 20)
+
+    assert [(p.clicks, p.registrations) for p in series] == [(1, 2), (0, 1)]
+    assert [(r.key, r.clicks, r.registrations) for r in by_campaign] == [("launch", 1, 2)]
+    assert queries.summary(clickhouse, f).registrations == 3
+
+
 def test_hourly_series_covers_every_hour_of_the_range(clickhouse: Client) -> None:
     insert_clicks(clickhouse, [click(at=DAY + hours(1.5)), click(at=DAY + hours(1.75))])
     f = ClickFilter(start=DAY + hours(0.5), end=DAY + hours(4))
@@ -355,12 +371,11 @@ awkward_text = st.text(min_size=1, max_size=40)
 
 def _every_query(f: ClickFilter, partner_id: str, campaign: str) -> list[queries.Query]:
     return [
-        queries.summary_clicks_query(f), queries.registrations_query(f),
-        *queries.timeseries_queries(f, "day"), *queries.timeseries_queries(f, "hour"),
+        queries.summary_query(f),
+        queries.timeseries_query(f, "day"), queries.timeseries_query(f, "hour"),
         *(queries.breakdown_top_query(f, by, 5) for by in queries.DIMENSIONS),
         *(queries.breakdown_ranked_query(f, by, 5) for by in queries.DIMENSIONS),
         *(queries.breakdown_query(f, by, [campaign]) for by in queries.DIMENSIONS),
-        queries.breakdown_registrations_query(f, "campaign", [campaign]),  # type: ignore[list-item]
         queries.clicks_csv_query(f), *queries.in_subtree_queries(partner_id, campaign),
     ]
 
@@ -400,14 +415,14 @@ def test_a_range_longer_than_the_maximum_is_refused() -> None:
 def test_an_hourly_series_longer_than_a_month_is_refused() -> None:
     f = ClickFilter(start=DAY, end=DAY + timedelta(days=32))
     with pytest.raises(InvalidInput, match="interval=hour covers at most 31 days"):
-        queries.timeseries_queries(f, "hour")
+        queries.timeseries_query(f, "hour")
 
 
 def test_unknown_dimension_and_interval_are_refused() -> None:
     with pytest.raises(InvalidInput, match="by 'city' must be one of country"):
         queries.breakdown_top_query(ONE_DAY, "city", 5)
     with pytest.raises(InvalidInput, match="interval 'week' must be one of hour, day"):
-        queries.timeseries_queries(ONE_DAY, "week")
+        queries.timeseries_query(ONE_DAY, "week")
     with pytest.raises(InvalidInput, match="limit 0 must be between 1 and 100"):
         queries.breakdown_top_query(ONE_DAY, "country", 0)
 
