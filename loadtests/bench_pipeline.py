@@ -308,6 +308,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--flush-ms", type=int, default=500,
                         help="the batcher's flush interval in the freshness run (500, the default)")
     parser.add_argument("--only-freshness", action="store_true", help="skip the rate runs")
+    parser.add_argument("--insert-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a ClickHouse setting added to the batcher's inserts (to compare)")
     parser.add_argument("--phases", action="store_true",
                         help="also time each step of a batch (read, check, insert), one by one")
     return parser.parse_args(argv)
@@ -315,6 +317,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    for setting in args.insert_setting:
+        name, equals, value = setting.partition("=")
+        if not equals or not name:
+            log(f"--insert-setting {setting!r}: expected NAME=VALUE")
+            return 2
+        INSERT_SETTINGS[name] = value
+        log(f"insert setting added: {name} = {value}")
     log(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
         f"python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
