@@ -259,8 +259,9 @@ def click_row(event: Mapping[str, Any]) -> list[Any]:
 # with the derived fields appended: ClickHouse parses the text once, and Python neither builds nor
 # encodes a row (docs/benchmarks.md, "Pipeline"). Anything else goes through click_row, which
 # names what is wrong or spells the row the canonical way.
-_DERIVED = ("is_human", "referer_host", "device", "os", "browser", "bot_family")
+_DERIVED = frozenset({"is_human", "referer_host", "device", "os", "browser", "bot_family"})
 _PASSED_TEXT = (*_TEXT_FIELDS, "partner_id", "visitor_id", "method")
+_STR_OR_NONE = frozenset({str, type(None)})
 INGEST_COLUMNS = tuple(name for name, _ in CLICK_COLUMNS)
 
 
@@ -272,38 +273,43 @@ def click_line(payload: bytes | str | None) -> tuple[str, int, bytes]:
     ts = event.get("ts")
     kind = event.get("kind")
     outcome = event.get("outcome")
+    raw = payload if payload.__class__ is bytes else str(payload).encode()
     if (
         click_id.__class__ is str and ts.__class__ is int and kind.__class__ is str
         and outcome.__class__ is str and kind in KINDS and outcome in OUTCOMES
         and _TS_MIN_MS <= ts < _TS_MAX_MS and _CANONICAL_UUID.fullmatch(click_id)
-        and event.get("first_click", True).__class__ is bool and _passes(event)
+        and event.get("first_click", True).__class__ is bool and _passes(event, raw)
     ):
-        raw = payload if isinstance(payload, bytes) else str(payload).encode()
-        raw = raw.rstrip()
-        if raw.endswith(b"}"):
-            suffix = _derived_suffix(
-                event.get("user_agent") or "", event.get("referer") or "", kind
-            )
-            return click_id, ts, raw[:-1] + suffix
+        user_agent, referer = event.get("user_agent") or "", event.get("referer") or ""
+        suffix = _SUFFIXES.get((user_agent, referer, kind))
+        if suffix is None:
+            suffix = _derived_suffix(user_agent, referer, kind)
+        return click_id, ts, raw.rstrip()[:-1] + suffix
     row = click_row(event)
     return row[0], row[1], orjson.dumps(dict(zip(INGEST_COLUMNS, row, strict=True)))
 
 
-def _passes(event: dict[str, Any]) -> bool:
-    """Whether the event's other fields can go to ClickHouse as they are."""
-    for name in _PASSED_TEXT:
-        value = event.get(name)
-        if value is not None and (value.__class__ is not str or len(value) > MAX_TEXT):
-            return False
+def _passes(event: dict[str, Any], raw: bytes) -> bool:
+    """Whether the event's other fields can go to ClickHouse as they are (C loops only: this
+    runs for every click)."""
+    if len(raw) > MAX_TEXT or not raw.rstrip().endswith(b"}"):
+        # No string inside is longer than the text (JSON never writes a character in less than
+        # a byte): only a long event needs each length checked.
+        return False
+    if not _STR_OR_NONE.issuperset(map(type, map(event.get, _PASSED_TEXT))):
+        return False
     ancestors = event.get("ancestors")
     if ancestors is not None and (
         ancestors.__class__ is not list or (ancestors and set(map(type, ancestors)) != _ONLY_STR)
     ):
         return False
-    return not any(name in event for name in _DERIVED)
+    return _DERIVED.isdisjoint(event)
 
 
-@functools.lru_cache(maxsize=UA_CACHE_SIZE)
+# The derived fields' text per (user agent, referer, kind): real traffic repeats them.
+_SUFFIXES: dict[tuple[str, str, str], bytes] = {}
+
+
 def _derived_suffix(user_agent: str, referer: str, kind: str) -> bytes:
     """The derived fields as the end of a JSON object: `,"is_human":…,"bot_family":…}`."""
     agent = parse_user_agent(user_agent)
@@ -315,13 +321,18 @@ def _derived_suffix(user_agent: str, referer: str, kind: str) -> bytes:
         "referer_host": referer_host(referer), "device": agent.device, "os": agent.os,
         "browser": agent.browser, "bot_family": bot_family,
     }
-    return b"," + orjson.dumps(derived)[1:]
+    suffix = b"," + orjson.dumps(derived)[1:]
+    if len(_SUFFIXES) >= UA_CACHE_SIZE:
+        _SUFFIXES.clear()  # a new generation; the common ones are back within a batch
+    _SUFFIXES[(user_agent, referer, kind)] = suffix
+    return suffix
 
 
 def clear_caches() -> None:
     """Forget every parsed UA and referer (benchmarks start cold)."""
-    for cached in (parse_user_agent, referer_host, _derived_suffix):
+    for cached in (parse_user_agent, referer_host):
         cached.cache_clear()
+    _SUFFIXES.clear()
 
 
 def _text(event: Mapping[str, Any], name: str) -> str:
