@@ -278,39 +278,9 @@ _CLICK_METRICS: Final = (
 _BY_PEOPLE: Final = "human_clicks DESC, credited_clicks DESC, key"
 
 
-# Registrations ride in the clicks' statement, as union rows of outcome 'registration' whose
-# n_clicks is their count: one statement per answer, and `conversions` is read beside the views
-# instead of after them (docs/benchmarks.md, "Queries").
-_REGISTRATIONS: Final = "sumIf(n_clicks, outcome = 'registration') AS registrations"
-
-
-def _registrations_part(
-    f: ClickFilter, key: str, t_unit: timedelta | None, extra: Sequence[str] = ()
-) -> tuple[str, dict[str, Any]]:
-    """Union rows (analytics/rollups.py) of the filter's registrations, from `conversions`."""
-    where, parameters = _where(f, "event_type = 'registration'", "partner_id != ''", *extra)
-    t = rollups.bucket("toDateTime(ts, 'UTC')", t_unit)
-    sql = (
-        f"SELECT {t} AS t, {key} AS key, 'registration' AS outcome, count() AS n_clicks, "  # noqa: S608
-        f"toUInt64(0) AS n_human, uniqCombinedStateIf(14)(user_id, 0) AS visitor_state "
-        f"FROM {DATABASE}.conversions FINAL WHERE {where} GROUP BY t, key"
-    )
-    return sql, parameters
-
-
-def _over(
-    source: Source, f: ClickFilter, columns: str, tail: str = "",
-    t_unit: timedelta | None = None, registrations: str | None = None,
-    registrations_where: Sequence[str] = (),
-) -> Query:
-    """A statement over the union of the clicks' sources; with `registrations` (the key on
-    `conversions`), the registrations too."""
+def _over(source: Source, f: ClickFilter, columns: str, tail: str = "",
+          t_unit: timedelta | None = None) -> Query:
     union, parameters = rollups.union_sql(source, f.start, f.end, t_unit)
-    if registrations is not None:
-        part, part_parameters = _registrations_part(f, registrations, t_unit, registrations_where)
-        union = f"{union} UNION ALL {part}"
-        # Both name the filter's values the same way (_partner_conditions); nothing else clashes.
-        parameters = {**parameters, **part_parameters}
     return Query(f"SELECT {columns} FROM ({union}) {tail}{QUERY_SETTINGS}", parameters)  # noqa: S608
 
 
@@ -321,13 +291,19 @@ def _select(
     return f"SELECT {columns} FROM {DATABASE}.{table} FINAL WHERE {where} {tail}{settings}"  # noqa: S608
 
 
-def summary_query(f: ClickFilter) -> Query:
+def summary_clicks_query(f: ClickFilter) -> Query:
     columns = (
         f"{_CLICK_METRICS}, sumIf(n_clicks, outcome = 'suspended') AS suspended_clicks, "
         "sumIf(n_clicks, outcome = 'orphan') AS orphan_clicks, "
-        f"sumIf(n_clicks, outcome = 'unresolved') AS unresolved_clicks, {_REGISTRATIONS}"
+        "sumIf(n_clicks, outcome = 'unresolved') AS unresolved_clicks"
     )
-    return _over(click_source(f), f, columns, registrations="''")
+    return _over(click_source(f), f, columns)
+
+
+def registrations_query(f: ClickFilter) -> Query:
+    """Registrations credited to a partner within the filter, from `conversions`."""
+    where, parameters = _where(f, "event_type = 'registration'", "partner_id != ''")
+    return Query(_select("count()", "conversions", where), parameters)
 
 
 def _rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
@@ -335,11 +311,12 @@ def _rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
 
 
 def summary(client: Client, f: ClickFilter) -> Summary:
-    row = [int(value) for value in _rows(client, summary_query(f))[0]]
-    clicks, humans, visitors, suspended, orphans, unresolved, registrations = row
+    row = [int(value) for value in _rows(client, summary_clicks_query(f))[0]]
+    clicks, humans, visitors, suspended, orphans, unresolved = row
+    (registrations,) = _rows(client, registrations_query(f))[0]
     return Summary(
         clicks=clicks, human_clicks=humans, unique_visitors=visitors,
-        registrations=registrations, suspended_clicks=suspended,
+        registrations=int(registrations), suspended_clicks=suspended,
         orphan_clicks=None if f.partner_scoped else orphans,
         unresolved_clicks=None if f.partner_scoped else unresolved,
     )
@@ -370,24 +347,31 @@ def bucket_starts(f: ClickFilter, interval: str) -> list[datetime]:
     return buckets
 
 
-def timeseries_query(f: ClickFilter, interval: str) -> Query:
+def timeseries_queries(f: ClickFilter, interval: str) -> tuple[Query, Query]:
     step = check_interval(f, interval)
+    by_bucket = "GROUP BY bucket ORDER BY bucket"
     source = click_source(f, hourly=step == rollups.HOUR, credited_only=True)
-    columns = f"toUnixTimestamp(t) AS bucket, {_CLICK_METRICS}, {_REGISTRATIONS}"
-    return _over(
-        source, f, columns, "GROUP BY bucket ORDER BY bucket", step, registrations="''"
+    clicks = _over(source, f, f"toUnixTimestamp(t) AS bucket, {_CLICK_METRICS}", by_bucket, step)
+    bucket = f"toUnixTimestamp({_BUCKET_FUNCTIONS[interval]}(ts)) AS bucket"
+    where, parameters = _where(f, "event_type = 'registration'", "partner_id != ''")
+    registrations = Query(
+        _select(f"{bucket}, count()", "conversions", where, by_bucket), parameters
     )
+    return clicks, registrations
 
 
 def timeseries(client: Client, f: ClickFilter, interval: str) -> list[SeriesPoint]:
     """One point per bucket of the range, zero-filled."""
-    found = {int(row[0]): row[1:] for row in _rows(client, timeseries_query(f, interval))}
+    clicks_query, registrations_query_ = timeseries_queries(f, interval)
+    clicks = {int(row[0]): row[1:] for row in _rows(client, clicks_query)}
+    registrations = {int(row[0]): int(row[1]) for row in _rows(client, registrations_query_)}
     points = []
     for start in bucket_starts(f, interval):
-        total, humans, visitors, registrations = found.get(int(start.timestamp()), (0, 0, 0, 0))
+        key = int(start.timestamp())
+        total, humans, visitors = clicks.get(key, (0, 0, 0))
         points.append(SeriesPoint(
             start=start, clicks=int(total), human_clicks=int(humans),
-            unique_visitors=int(visitors), registrations=int(registrations),
+            unique_visitors=int(visitors), registrations=registrations.get(key, 0),
         ))
     return points
 
@@ -410,31 +394,13 @@ def _check_limit(limit: int) -> None:
         raise InvalidInput(f"limit {limit} must be between 1 and {MAX_BREAKDOWN_LIMIT}")
 
 
-def _with_registrations(column: str, extra: Sequence[str] = ()) -> dict[str, Any]:
-    """_over's arguments for a breakdown's registrations: none for dimensions they lack."""
-    if column not in _CONVERSION_DIMENSIONS:
-        return {}
-    return {"registrations": column, "registrations_where": extra}
-
-
-def _breakdown_columns(column: str) -> str:
-    registrations = f", {_REGISTRATIONS}" if column in _CONVERSION_DIMENSIONS else ""
-    return f"key, {_CLICK_METRICS}{registrations}"
-
-
 def breakdown_ranked_query(f: ClickFilter, by: str, limit: int) -> Query:
     """The top `limit` values of a dimension with their visitors, people first: bots never push a
     value up."""
     column = dimension_column(by)
     _check_limit(limit)
-    # Keys with registrations but no click in the range are no row of a breakdown.
-    tail = (
-        f"GROUP BY key HAVING credited_clicks > 0 ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}}"
-    )
-    query = _over(
-        click_source(f, by=column), f, _breakdown_columns(column), tail,
-        **_with_registrations(column),
-    )
+    tail = f"GROUP BY key ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}}"
+    query = _over(click_source(f, by=column), f, f"key, {_CLICK_METRICS}", tail)
     return Query(query.sql, {**query.parameters, "limit": limit})
 
 
@@ -464,28 +430,42 @@ def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query:
         raw=[*source.conditions.raw, in_raw_keys],
         parameters={**source.conditions.parameters, "keys": list(keys)},
     ), whole_raw=(*source.whole_raw, in_raw_keys) if source.whole_raw else ())
-    tail = f"GROUP BY key HAVING credited_clicks > 0 ORDER BY {_BY_PEOPLE}"
-    return _over(
-        source, f, _breakdown_columns(column), tail,
-        **_with_registrations(column, [f"{column} IN {{keys:Array(String)}}"]),
+    return _over(source, f, f"key, {_CLICK_METRICS}", f"GROUP BY key ORDER BY {_BY_PEOPLE}")
+
+
+def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query | None:
+    column = dimension_column(by)
+    if column not in _CONVERSION_DIMENSIONS:
+        return None
+    where, parameters = _where(
+        f, "event_type = 'registration'", "partner_id != ''", f"{column} IN {{keys:Array(String)}}"
+    )
+    return Query(
+        _select(f"{column} AS key, count()", "conversions", where, "GROUP BY key"),
+        {**parameters, "keys": list(keys)},
     )
 
 
 def breakdown(client: Client, f: ClickFilter, by: str, limit: int) -> list[BreakdownRow]:
-    column = dimension_column(by)
-    if column in _MANY_KEYS:
+    if dimension_column(by) in _MANY_KEYS:
         keys = [str(row[0]) for row in _rows(client, breakdown_top_query(f, by, limit))]
         rows = _rows(client, breakdown_query(f, by, keys)) if keys else []
     else:
         rows = _rows(client, breakdown_ranked_query(f, by, limit))
-    with_registrations = column in _CONVERSION_DIMENSIONS
+        keys = [str(row[0]) for row in rows]
+    if not keys:
+        return []
+    registrations: dict[str, int] | None = None
+    query = breakdown_registrations_query(f, by, keys)
+    if query is not None:
+        registrations = {str(key): int(count) for key, count in _rows(client, query)}
     return [
         BreakdownRow(
-            key=str(row[0]), clicks=int(row[1]), human_clicks=int(row[2]),
-            unique_visitors=int(row[3]),
-            registrations=int(row[4]) if with_registrations else None,
+            key=str(key), clicks=int(total), human_clicks=int(humans),
+            unique_visitors=int(visitors),
+            registrations=None if registrations is None else registrations.get(str(key), 0),
         )
-        for row in rows
+        for key, total, humans, visitors in rows
     ]
 
 

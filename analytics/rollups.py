@@ -135,7 +135,7 @@ def union_sql(
             ranges = _ranges(tier.t, "DateTime('UTC')", whole, parameters)
             where = " AND ".join([ranges, *conditions.view])
             parts.append(
-                f"SELECT {bucket(tier.t, t_unit)} AS t, {source.view_key} AS key, "  # noqa: S608
+                f"SELECT {_bucket(tier.t, t_unit)} AS t, {source.view_key} AS key, "  # noqa: S608
                 f"{source.rollup.outcome} AS outcome, clicks AS n_clicks, "
                 f"human_clicks AS n_human{state} FROM {DATABASE}.{tier.table} WHERE {where}"
             )
@@ -145,7 +145,7 @@ def union_sql(
     for raw_ranges, raw_conditions in raw:
         ranges = _ranges("ts", "DateTime64(3, 'UTC')", raw_ranges, parameters)
         where = " AND ".join([ranges, *raw_conditions])
-        raw_t = bucket("toDateTime(ts, 'UTC')", t_unit)
+        raw_t = _bucket("toDateTime(ts, 'UTC')", t_unit)
         parts.append(
             f"SELECT {raw_t} AS t, "  # noqa: S608
             f"{source.raw_key} AS key, outcome, toUInt64(count()) AS n_clicks, "
@@ -171,8 +171,7 @@ def _ranges(
     return "(" + " OR ".join(clauses) + ")"
 
 
-def bucket(expression: str, unit: timedelta | None) -> str:
-    """The start of `expression`'s bucket of `unit` (None: one constant bucket)."""
+def _bucket(expression: str, unit: timedelta | None) -> str:
     if unit is None:
         return "toDateTime(0, 'UTC')"
     if unit == HOUR:

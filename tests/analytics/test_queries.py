@@ -371,11 +371,12 @@ awkward_text = st.text(min_size=1, max_size=40)
 
 def _every_query(f: ClickFilter, partner_id: str, campaign: str) -> list[queries.Query]:
     return [
-        queries.summary_query(f),
-        queries.timeseries_query(f, "day"), queries.timeseries_query(f, "hour"),
+        queries.summary_clicks_query(f), queries.registrations_query(f),
+        *queries.timeseries_queries(f, "day"), *queries.timeseries_queries(f, "hour"),
         *(queries.breakdown_top_query(f, by, 5) for by in queries.DIMENSIONS),
         *(queries.breakdown_ranked_query(f, by, 5) for by in queries.DIMENSIONS),
         *(queries.breakdown_query(f, by, [campaign]) for by in queries.DIMENSIONS),
+        queries.breakdown_registrations_query(f, "campaign", [campaign]),  # type: ignore[list-item]
         queries.clicks_csv_query(f), *queries.in_subtree_queries(partner_id, campaign),
     ]
 
@@ -415,14 +416,14 @@ def test_a_range_longer_than_the_maximum_is_refused() -> None:
 def test_an_hourly_series_longer_than_a_month_is_refused() -> None:
     f = ClickFilter(start=DAY, end=DAY + timedelta(days=32))
     with pytest.raises(InvalidInput, match="interval=hour covers at most 31 days"):
-        queries.timeseries_query(f, "hour")
+        queries.timeseries_queries(f, "hour")
 
 
 def test_unknown_dimension_and_interval_are_refused() -> None:
     with pytest.raises(InvalidInput, match="by 'city' must be one of country"):
         queries.breakdown_top_query(ONE_DAY, "city", 5)
     with pytest.raises(InvalidInput, match="interval 'week' must be one of hour, day"):
-        queries.timeseries_query(ONE_DAY, "week")
+        queries.timeseries_queries(ONE_DAY, "week")
     with pytest.raises(InvalidInput, match="limit 0 must be between 1 and 100"):
         queries.breakdown_top_query(ONE_DAY, "country", 0)
 
