@@ -192,11 +192,8 @@ def insert_bisecting(
     their keys; rows ClickHouse refuses are found by halving and reported in `outcome.refused`."""
     if not indexes:
         return
-    digest = hashlib.sha256()
-    for index in indexes:
-        digest.update(keys[index].encode())
-        digest.update(b",")
-    token = f"{token_prefix}:{keys[indexes[0]]}:{len(indexes)}:{digest.hexdigest()[:32]}"
+    digest = hashlib.sha256(",".join([keys[index] for index in indexes]).encode()).hexdigest()
+    token = f"{token_prefix}:{keys[indexes[0]]}:{len(indexes)}:{digest[:32]}"
     try:
         client.raw_insert(
             f"{DATABASE}.{table.name}",
