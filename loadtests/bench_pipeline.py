@@ -162,13 +162,19 @@ async def drained(redis: Redis) -> bool:
     return False
 
 
-async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[bytes],
-                       batch_rows: int) -> tuple[float, int]:
+async def cold_batcher(redis: Redis, clickhouse: Client, batch: list[bytes], batch_rows: int,
+                       consumer: str) -> Batcher:
+    """A batcher with `batch` in a fresh stream, cold caches and the GC tuned as in a process."""
     await redis.delete(CLICK_STREAM)
     await xadd_all(redis, batch)
     tune_gc()
     clear_caches()
-    batcher = Batcher(redis, clickhouse, consumer="bench", batch_max_rows=batch_rows)
+    return Batcher(redis, clickhouse, consumer=consumer, batch_max_rows=batch_rows)
+
+
+async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[bytes],
+                       batch_rows: int) -> tuple[float, int]:
+    batcher = await cold_batcher(redis, clickhouse, batch, batch_rows, "bench")
     started = time.perf_counter()
     task = asyncio.create_task(batcher.run())
     while batcher.stats.inserted + batcher.stats.duplicates < len(batch):
@@ -184,11 +190,7 @@ async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[bytes],
 async def phases(redis: Redis, clickhouse: Client, batch: list[bytes],
                  batch_rows: int) -> dict[str, float]:
     """µs per event of each step of a batch, run one after the other (no overlap)."""
-    await redis.delete(CLICK_STREAM)
-    await xadd_all(redis, batch)
-    tune_gc()
-    clear_caches()
-    batcher = Batcher(redis, clickhouse, consumer="phases", batch_max_rows=batch_rows)
+    batcher = await cold_batcher(redis, clickhouse, batch, batch_rows, "phases")
     await batcher.ensure_group()
     spent = dict.fromkeys(("read", "check", "insert"), 0.0)
     done = 0

@@ -20,6 +20,7 @@ from analytics.clickhouse import (
     insert_new_clicks,
 )
 from analytics.enrich import CLICK_COLUMNS, BadEvent, click_line, click_row
+from analytics.schema import CLICK_VIEWS
 from tests.analytics.conftest import click_event
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -155,3 +156,29 @@ def test_the_ingest_table_has_every_column_of_clicks(clickhouse: Client) -> None
     assert ingest.pop("ts") == "Int64"  # ms since the epoch, as the edge writes it
     clicks.pop("ts")
     assert ingest == clicks
+
+
+def test_an_insert_repeated_with_its_token_counts_once_in_clicks_and_every_view(
+    clickhouse: Client,
+) -> None:
+    events = [click_event(partner_id="sub", ancestors=["master", "ib"]) for _ in range(40)]
+    prepared = [click_line(orjson.dumps(event)) for event in events]
+    lines = [line for _, _, line in prepared]
+    keys = [f"7-{index}" for index in range(len(lines))]
+
+    def views() -> dict[str, int]:
+        return {view.table: int(clickhouse.command(  # type: ignore[call-overload]
+            f"SELECT sum(clicks) FROM invite.{view.table}"  # noqa: S608
+        )) for view in CLICK_VIEWS}
+
+    insert_bisecting(clickhouse, CLICKS_INGEST, lines, keys, list(range(40)), "again",
+                     InsertOutcome())
+    first = views()
+    # A retry after a lost reply: the same lines under the same token, the duplicate check
+    # bypassed. ClickHouse drops the block in `clicks` and in every view.
+    insert_bisecting(clickhouse, CLICKS_INGEST, lines, keys, list(range(40)), "again",
+                     InsertOutcome())
+
+    assert int(clickhouse.command("SELECT count() FROM invite.clicks")) == 40  # type: ignore[call-overload]
+    assert views() == first
+    assert first["clicks_totals_hourly"] == 40
