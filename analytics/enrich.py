@@ -37,6 +37,7 @@ __all__ = [
     "click_row",
     "decode_event",
     "decode_payload",
+    "derived_fields",
     "parse_user_agent",
     "referer_host",
 ]
@@ -219,17 +220,15 @@ def click_row(event: Mapping[str, Any]) -> list[Any]:
     first_click = bool(event.get("first_click", True))
     visitor_id = _text(event, "visitor_id") or click_id
 
-    agent = parse_user_agent(text["user_agent"])
-    bot_family = agent.bot_family
-    if not bot_family and kind in BOT_KINDS:
-        # The edge knew it for a bot by its own lists; name it as the parser reads it.
-        bot_family = agent.browser or "Other"
+    is_human, host, device, os_family, browser, bot_family = derived_fields(
+        text["user_agent"], text["referer"], kind
+    )
     return [
         click_id,
         ts,
         text["code"],
         kind,
-        1 if kind == "person" and not agent.is_bot else 0,
+        is_human,
         outcome,
         partner_id,
         ancestors,
@@ -240,12 +239,12 @@ def click_row(event: Mapping[str, Any]) -> list[Any]:
         text["ip_prefix"],
         text["user_agent"],
         text["referer"],
-        referer_host(text["referer"]),
+        host,
         text["accept_language"],
         text["country"],
-        agent.device,
-        agent.os,
-        agent.browser,
+        device,
+        os_family,
+        browser,
         bot_family,
         1 if first_click else 0,
         visitor_id,
@@ -259,7 +258,8 @@ def click_row(event: Mapping[str, Any]) -> list[Any]:
 # with the derived fields appended: ClickHouse parses the text once, and Python neither builds nor
 # encodes a row (docs/benchmarks.md, "Pipeline"). Anything else goes through click_row, which
 # names what is wrong or spells the row the canonical way.
-_DERIVED = frozenset({"is_human", "referer_host", "device", "os", "browser", "bot_family"})
+DERIVED_COLUMNS = ("is_human", "referer_host", "device", "os", "browser", "bot_family")
+_DERIVED = frozenset(DERIVED_COLUMNS)
 _PASSED_TEXT = (*_TEXT_FIELDS, "partner_id", "visitor_id", "method")
 _STR_OR_NONE = frozenset({str, type(None)})
 INGEST_COLUMNS = tuple(name for name, _ in CLICK_COLUMNS)
@@ -310,17 +310,20 @@ def _passes(event: dict[str, Any], raw: bytes) -> bool:
 _SUFFIXES: dict[tuple[str, str, str], bytes] = {}
 
 
-def _derived_suffix(user_agent: str, referer: str, kind: str) -> bytes:
-    """The derived fields as the end of a JSON object: `,"is_human":…,"bot_family":…}`."""
+def derived_fields(user_agent: str, referer: str, kind: str) -> tuple[int, str, str, str, str, str]:
+    """The columns the batcher adds to a click, in DERIVED_COLUMNS order."""
     agent = parse_user_agent(user_agent)
     bot_family = agent.bot_family
     if not bot_family and kind in BOT_KINDS:
+        # The edge knew it for a bot by its own lists; name it as the parser reads it.
         bot_family = agent.browser or "Other"
-    derived = {
-        "is_human": 1 if kind == "person" and not agent.is_bot else 0,
-        "referer_host": referer_host(referer), "device": agent.device, "os": agent.os,
-        "browser": agent.browser, "bot_family": bot_family,
-    }
+    is_human = 1 if kind == "person" and not agent.is_bot else 0
+    return is_human, referer_host(referer), agent.device, agent.os, agent.browser, bot_family
+
+
+def _derived_suffix(user_agent: str, referer: str, kind: str) -> bytes:
+    """The derived fields as the end of a JSON object: `,"is_human":…,"bot_family":…}`."""
+    derived = dict(zip(DERIVED_COLUMNS, derived_fields(user_agent, referer, kind), strict=True))
     suffix = b"," + orjson.dumps(derived)[1:]
     if len(_SUFFIXES) >= UA_CACHE_SIZE:
         _SUFFIXES.clear()  # a new generation; the common ones are back within a batch
