@@ -302,6 +302,13 @@ class PartnerRegistry:
             if existing is None:
                 fields["num"] = str(await self._redis.incr(_PARTNER_SEQ))
                 fields["created_at"] = str(now)
+            # A re-parenting moves the whole subtree: its new chains are worked out and checked
+            # before anything is written, then written with the partner in one transaction, so a
+            # refused move changes nothing.
+            moved = (
+                await self._subtree_chains(partner_id, [*ancestors, partner_id])
+                if existing is not None and tuple(ancestors) != existing.ancestors else []
+            )
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(partner_key(partner_id), mapping=dict[Any, Any](fields))
                 if existing is None:
@@ -317,9 +324,9 @@ class PartnerRegistry:
                         pipe.srem(children_key(old_parent), partner_id)
                     if parent_id:
                         pipe.sadd(children_key(parent_id), partner_id)
+                for descendant, chain in moved:
+                    pipe.hset(partner_key(descendant), "ancestors", orjson.dumps(chain).decode())
                 await pipe.execute()
-            if existing is not None and tuple(ancestors) != existing.ancestors:
-                await self._rewrite_descendants(partner_id, [*ancestors, partner_id])
         await self._redis.publish(CHANGES_CHANNEL, f"p:{partner_id}")
         return await self.get(partner_id), existing is None
 
@@ -341,18 +348,24 @@ class PartnerRegistry:
             raise InvalidInput(f"the tree would be deeper than {MAX_TREE_DEPTH} levels")
         return ancestors
 
-    async def _rewrite_descendants(self, partner_id: str, ancestors: list[str]) -> None:
-        """After a re-parenting, store the new ancestor chain on the whole subtree."""
+    async def _subtree_chains(
+        self, partner_id: str, ancestors: list[str]
+    ) -> list[tuple[str, list[str]]]:
+        """Every descendant of a moved partner with its new ancestor chain (root first); 422 if
+        any of them would sit deeper than MAX_TREE_DEPTH. Reads only."""
+        chains: list[tuple[str, list[str]]] = []
         frontier = [(partner_id, ancestors)]
         while frontier:
             parent_id, chain = frontier.pop()
             for child in sorted(map(str, await self._redis.smembers(children_key(parent_id)))):
                 if len(chain) >= MAX_TREE_DEPTH:
-                    raise InvalidInput(f"the tree would be deeper than {MAX_TREE_DEPTH} levels")
-                await self._redis.hset(
-                    partner_key(child), "ancestors", orjson.dumps(chain).decode()
-                )
+                    raise InvalidInput(
+                        f"the tree would be deeper than {MAX_TREE_DEPTH} levels (partner "
+                        f"{child!r} would be at level {len(chain) + 1})"
+                    )
+                chains.append((child, chain))
                 frontier.append((child, [*chain, child]))
+        return chains
 
     async def create_link(self, partner_id: str, body: dict[str, Any]) -> Link:
         unknown = set(body) - {"campaign", "subId", "destination", "alias"}

@@ -8,10 +8,12 @@ import redis
 from edge import partner_tokens
 from edge.partners import partner_key
 from edge.signing import TokenSigner
-from tests.conftest import EdgeServer
+from tests.conftest import EdgeServer, stream_events
 from tests.edge.helpers import create_link, put_partner
 
 pytestmark = pytest.mark.servers
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
 def test_admin_routes_need_the_admin_bearer_token(edge: EdgeServer) -> None:
@@ -201,3 +203,34 @@ def test_unknown_route_is_json_404(edge: EdgeServer) -> None:
         response = client.get("/nope")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_reparenting_past_the_depth_limit_changes_nothing(
+    edge: EdgeServer, redis_client: redis.Redis
+) -> None:
+    """The whole subtree is checked before anything is written: a refused move leaves every
+    partner as it was, and a redirect still carries the old tree."""
+    put_partner(edge, "level-1")
+    for level in range(2, 31):
+        put_partner(edge, f"level-{level}", parentPartnerId=f"level-{level - 1}")
+    put_partner(edge, "top")
+    put_partner(edge, "middle", parentPartnerId="top")
+    put_partner(edge, "bottom", parentPartnerId="middle")
+    link = create_link(edge, "bottom")
+    with edge.client() as client:
+        client.get(f"/r/{link['code']}")  # the edge caches the link with its ancestors
+    with edge.admin() as admin:
+        before = {p: admin.get(f"/api/partners/{p}").json() for p in ("top", "middle", "bottom")}
+        refused = admin.put("/api/partners/top", json={"parentPartnerId": "level-30"})
+        after = {p: admin.get(f"/api/partners/{p}").json() for p in ("top", "middle", "bottom")}
+    with edge.client() as client:
+        client.get(f"/r/{link['code']}", headers={"User-Agent": FIREFOX})
+    with edge.admin() as admin:
+        moved_under = admin.put("/api/partners/top", json={"parentPartnerId": "level-28"})
+    assert refused.status_code == 422
+    assert "deeper than 32 levels" in refused.json()["error"]["message"]
+    assert after == before
+    assert stream_events(redis_client)[-1]["ancestors"] == ["top", "middle"]
+    assert moved_under.status_code == 200
+    with edge.admin() as admin:
+        assert admin.get("/api/partners/bottom").json()["level"] == 31
