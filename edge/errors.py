@@ -5,7 +5,8 @@
     ├── InvalidInput     422   a request value broke a rule (the message names it)
     │   ├── InvalidAttribution   a forged or expired token, an unknown or mismatched clickId
     │   ├── UnknownPartner       the attribution names a partner the registry does not know
-    │   └── PartnerSuspended     the attribution names a suspended partner: not credited
+    │   ├── PartnerSuspended     the attribution names a suspended partner: not credited
+    │   └── BadEvent             a stream entry or posted event that is not an event (says why)
     ├── BadRequest       400   the request body could not be read at all
     ├── Unauthorized     401   missing or wrong bearer token
     ├── Forbidden        403   a valid token outside its scope
@@ -60,6 +61,10 @@ class UnknownPartner(InvalidInput):
 
 class PartnerSuspended(InvalidInput):
     code = "partner_suspended"
+
+
+class BadEvent(InvalidInput):
+    code = "bad_event"
 
 
 class BadRequest(InviteError):

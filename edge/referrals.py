@@ -14,13 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from edge.attribution import AttributionCodec
-from edge.config import CLICK_STREAM
 from edge.errors import InvalidAttribution, InvalidInput, PartnerSuspended, UnknownPartner
 from edge.partners import Partner, PartnerRegistry, check_partner_id
+from edge.streams import CLICK_STREAM, read_between
 
 # A click reaches the stream within its group commit (250 ms), or later from the spool; the
 # lookup also allows for clock skew between edge processes and Redis.
@@ -138,21 +137,11 @@ class ReferralResolver:
 
     async def find_click(self, click_id: str, clicked_at_ms: int) -> dict[str, Any] | None:
         """The click event with this id, read from the stream around its own millisecond."""
-        start = f"{max(clicked_at_ms - CLICK_LOOKUP_BEFORE_MS, 0)}-0"
-        end = f"{clicked_at_ms + CLICK_LOOKUP_AFTER_MS}-18446744073709551615"
-        needle = f'"click_id":"{click_id}"'
-        scanned = 0
-        while scanned < CLICK_LOOKUP_MAX_ENTRIES:
-            page: list[tuple[str, dict[str, str]]] = await self._redis.xrange(  # type: ignore[assignment]
-                CLICK_STREAM, start, end, count=CLICK_LOOKUP_PAGE
-            )
-            for _, fields in page:
-                raw = fields.get("e", "")
-                if needle in raw:
-                    event: dict[str, Any] = orjson.loads(raw)
-                    return event
-            if len(page) < CLICK_LOOKUP_PAGE:
-                return None
-            scanned += len(page)
-            start = "(" + page[-1][0]
+        async for _, event in read_between(
+            self._redis, CLICK_STREAM, clicked_at_ms - CLICK_LOOKUP_BEFORE_MS,
+            clicked_at_ms + CLICK_LOOKUP_AFTER_MS, page=CLICK_LOOKUP_PAGE,
+            limit=CLICK_LOOKUP_MAX_ENTRIES, containing=click_id,
+        ):
+            if event.get("click_id") == click_id:
+                return event
         return None
