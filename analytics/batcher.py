@@ -63,8 +63,8 @@ READ_BLOCK_MAX_MS = 1000
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 30.0
 STOP_DEADLINE_S = 10.0
-# Acknowledges the entry ids in ARGV[2] (comma-separated) for group ARGV[1]: one argument
-# instead of 50,000 to encode (redis-py spent a microsecond on each).
+# Acknowledges the entry ids in ARGV[2] (comma-separated) for group ARGV[1]: one argument to
+# encode instead of one per entry (docs/benchmarks.md, "Pipeline").
 ACK_SCRIPT = """
 local ids, acked = {}, 0
 for id in string.gmatch(ARGV[2], '[^,]+') do
@@ -257,8 +257,8 @@ class Batcher:
     async def run(self) -> None:
         await self._retrying("create the consumer group", self.ensure_group)
         # The next batch is read and checked while the previous one is inserted (in a thread;
-        # chDB and the network release the GIL): 17,500 against 15,000 events/s measured. Inserts
-        # stay one at a time and in order; entries read ahead are pending until their own commit.
+        # chDB and the network release the GIL; docs/benchmarks.md, "Pipeline"). Inserts stay one
+        # at a time and in order; entries read ahead are pending until their own commit.
         committing: asyncio.Task[None] | None = None
         try:
             while not self.stopping:

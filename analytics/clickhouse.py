@@ -82,10 +82,10 @@ INSERT_SETTINGS = {
     # `clicks` is partitioned by day: a stream that held a long outage's clicks spans many.
     "max_partitions_per_insert_block": 0,
     # A batch holds each key once (the batcher sees to it) and the views' blocks are grouped
-    # already: merging rows of one key while inserting only costs time (a third of it, measured).
+    # already: merging rows of one key while inserting only costs time.
     "optimize_on_insert": 0,
-    # The views on `clicks` are written side by side, not one after the other: the insert of the
-    # benchmark's lines took a quarter less time (docs/benchmarks.md, "Pipeline").
+    # The views on `clicks` are written side by side, not one after the other (docs/benchmarks.md,
+    # "Pipeline").
     "parallel_view_processing": 1,
 }
 # ClickHouse's codes for "this data cannot go into this column" (parse errors, types, ranges,
@@ -166,9 +166,9 @@ class Table:
     def encode(self, row: list[Any]) -> bytes:
         """The row as one line of JSONCompactEachRow, the format the rows are inserted in.
 
-        ClickHouse parses it in C++ (Python encoding the native format took 10 µs a row, orjson
-        takes one); a DateTime64 is written as seconds with the ms as decimals, which it reads
-        exactly (a whole number would be taken for seconds).
+        ClickHouse parses it in C++ (cheaper than Python encoding the native format; see
+        docs/benchmarks.md, "Pipeline"); a DateTime64 is written as seconds with the ms as
+        decimals, which it reads exactly (a whole number would be taken for seconds).
         """
         if self.ms_columns:
             row = row.copy()

@@ -223,7 +223,7 @@ _DROPPED_IN_3 = tuple(view for view in _MIGRATION_2_VIEWS if view not in _MIGRAT
 
 # A row holds a visitor state of up to 12 KB, and a question reads a few rows per day: in
 # granules of 8,192 rows it decoded the states of thousands of neighbours for each of them
-# (top partners 48 → 15-20 ms for the visitors pass; docs/benchmarks.md, "Queries").
+# (docs/benchmarks.md, "Queries").
 VIEW_GRANULE_ROWS = 256
 # A subtree's top countries, devices… (credited clicks): one row per ancestor of the click's
 # snapshot, not for its own partner, so that the many partners without a downline add no rows

@@ -197,7 +197,7 @@ def create_app(settings: Settings | None = None, extension: Extension | None = N
                     await extensions.enter_async_context(extension.lifespan(app))
                 # Everything allocated so far lives for the process: keep it out of the
                 # collector's scans, and collect young objects less often (the hot path
-                # allocates many short-lived ones; p99 16 → 11 ms, docs/benchmarks.md).
+                # allocates many short-lived ones; docs/benchmarks.md).
                 gc.collect()
                 gc.freeze()
                 gc.set_threshold(*GC_THRESHOLDS)

@@ -32,7 +32,6 @@ from edge.server import SERVERS, serve
 
 APP_FACTORY = "edge.app:create_app"
 EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its address
-NOT_BUILT: dict[str, str] = {}
 ALL_IN_ONE_FACTORY = "analytics.all_in_one:create_all_in_one_app"
 ANALYTICS_FACTORY = "analytics.all_in_one:create_analytics_only_app"
 ANALYTICS_EXTRA = (
@@ -70,10 +69,6 @@ def build_parser() -> Parser:
     _server_args(run, workers=False)
     edge = commands.add_parser("edge", help="the redirector and admin API")
     _server_args(edge, workers=True)
-    for name, what in NOT_BUILT.items():
-        sub = commands.add_parser(name, help=f"{what} (not built yet)")
-        sub.add_argument("--host", default="127.0.0.1")
-        sub.add_argument("--port", type=int, default=8001)
     analytics = commands.add_parser(
         "analytics", help="analytics API and dashboard (and the batcher, when embedded)"
     )
@@ -169,9 +164,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    if args.command in NOT_BUILT:
-        print(f"invite {args.command}: {NOT_BUILT[args.command]} is not built yet", file=sys.stderr)
-        return 2
     if args.command == "ctrader" and args.action == "partner":
         return asyncio.run(ctrader_partner_command(args))
     if args.command == "ctrader":
