@@ -24,8 +24,8 @@ from analytics.pipeline import run_batcher
 from analytics.schema import migrate
 from edge.app import EdgeApp, Extension, create_app
 from edge.config import Settings
+from edge.hotpath.metrics import EdgeMetrics
 from edge.logs import configure_logging
-from edge.metrics import EdgeMetrics
 
 log = logging.getLogger("invite.analytics")
 

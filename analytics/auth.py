@@ -10,10 +10,10 @@ from clickhouse_connect.driver.client import Client
 from starlette.requests import Request
 
 from analytics.queries import tokens_not_before
-from edge import partner_tokens
 from edge.config import Settings
 from edge.errors import Unauthorized
-from edge.partners import PARTNER_ID_PATTERN
+from edge.registry import tokens as partner_tokens
+from edge.registry.partners import PARTNER_ID_PATTERN
 from edge.signing import TokenSigner, token_matches
 
 # A revocation reaches the API within the partners sync (seconds) plus this.

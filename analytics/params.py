@@ -11,7 +11,7 @@ from analytics import queries
 from analytics.auth import Viewer
 from analytics.queries import ClickFilter
 from edge.errors import InvalidInput
-from edge.partners import PARTNER_ID_PATTERN, TAG_PATTERN
+from edge.registry.partners import PARTNER_ID_PATTERN, TAG_PATTERN
 
 FILTER_PARAMETERS: Final = ("from", "to", "partnerId", "includeDownline", "campaign")
 MAX_PARAMETER_LENGTH: Final = 200

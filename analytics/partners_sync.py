@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from analytics.schema import DATABASE
-from edge.partner_tokens import TOKENS_NOT_BEFORE
-from edge.partners import CHANGES_CHANNEL, partner_key
+from edge.registry.partners import CHANGES_CHANNEL, partner_key
+from edge.registry.tokens import TOKENS_NOT_BEFORE
 
 log = logging.getLogger("invite.partners_sync")
 

@@ -19,27 +19,30 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge import admin, attribution, hooks, partner_tokens
-from edge.attribution import AttributionCodec, attribution_context_app
 from edge.backoff import RetryPolicy
-from edge.clicks import ClickWriter
 from edge.config import CLICK_WRITE_TIMEOUT_S, SHUTDOWN_DRAIN_S, Settings
-from edge.ctrader import CTraderClient
 from edge.errors import ConfigError, InviteError
-from edge.http_pool import HttpPool
-from edge.links import DestinationPolicy
+from edge.hotpath import attribution
+from edge.hotpath.attribution import AttributionCodec, attribution_context_app
+from edge.hotpath.clicks import ClickWriter
+from edge.hotpath.metrics import CONTENT_TYPE_LATEST, EdgeMetrics
+from edge.hotpath.redirect import RedirectHandler
+from edge.hotpath.resolver import LinkResolver
+from edge.hotpath.spool import Spool
 from edge.logs import configure_logging
-from edge.metrics import CONTENT_TYPE_LATEST, EdgeMetrics
-from edge.notify import PartnerNotifier
-from edge.outbox import Outbox
-from edge.partners import PartnerRegistry
-from edge.redirect import RedirectHandler
 from edge.redis_client import open_redis
-from edge.referrals import ReferralResolver
-from edge.registrations import AssignmentSender, Registrations
-from edge.resolver import LinkResolver
+from edge.registry import admin
+from edge.registry import tokens as partner_tokens
+from edge.registry.links import DestinationPolicy
+from edge.registry.partners import PartnerRegistry
 from edge.signing import TokenSigner
-from edge.spool import Spool
+from edge.sso import hooks
+from edge.sso.ctrader import CTraderClient
+from edge.sso.http_pool import HttpPool
+from edge.sso.notify import PartnerNotifier
+from edge.sso.outbox import Outbox
+from edge.sso.referrals import ReferralResolver
+from edge.sso.registrations import AssignmentSender, Registrations
 
 log = logging.getLogger("invite.app")
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from edge.embedded_redis import free_port
-from edge.jobs import STREAM
+from edge.cli.embedded_redis import free_port
+from edge.sso.jobs import STREAM
 from loadtests.processes import (
     BenchError,
     BenchRedis,

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import redis
 
-from edge.embedded_redis import find_redis_server, free_port
+from edge.cli.embedded_redis import find_redis_server, free_port
 
 STOP_GRACE_S = 15.0
 READY_TIMEOUT_S = 30.0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from edge.cli.embedded_redis import free_port
 from edge.config import CLICK_STREAM
-from edge.embedded_redis import free_port
 from loadtests import baseline_app
 from loadtests.processes import BenchError, Child, Children, wait_http_ok, wait_until
 

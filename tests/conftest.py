@@ -17,8 +17,8 @@ import redis
 import uvicorn
 
 from edge.app import create_app
+from edge.cli.embedded_redis import find_redis_server, free_port
 from edge.config import Settings
-from edge.embedded_redis import find_redis_server, free_port
 from tests.fake_ctrader import FakeCTrader
 
 # The machine running the suite is shared: timing-based health checks would make it flaky.

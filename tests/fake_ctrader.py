@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge.embedded_redis import free_port
+from edge.cli.embedded_redis import free_port
 
 FAULTS = ("500", "timeout", "rate_limit", "invalid", "expired")
 HANG_S = 30.0

@@ -25,9 +25,9 @@ from analytics.api import (
     create_analytics_routes,
 )
 from analytics.clickhouse import Client
-from edge import partner_tokens
+from edge.cli.embedded_redis import free_port
 from edge.config import Settings
-from edge.embedded_redis import free_port
+from edge.registry import tokens as partner_tokens
 from edge.signing import TokenSigner
 from tests.analytics.fixtures_api import (
     BOT,

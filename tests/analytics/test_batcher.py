@@ -23,9 +23,9 @@ from analytics.clickhouse import Client, InsertOutcome, dedup_windows, open_clic
 from analytics.pipeline import run_batcher
 from analytics.schema import migrate
 from edge.config import Settings
-from edge.links import DestinationPolicy
 from edge.logs import configure_logging
-from edge.partners import PartnerRegistry
+from edge.registry.links import DestinationPolicy
+from edge.registry.partners import PartnerRegistry
 from tests.analytics.conftest import (
     STREAM,
     add_events,

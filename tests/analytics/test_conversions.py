@@ -19,7 +19,7 @@ from analytics.conversions import conversion_row
 from analytics.enrich import BadEvent
 from analytics.queries import ClickFilter
 from edge.config import CONVERSION_STREAM
-from edge.conversions import ConversionEvent
+from edge.sso.conversions import ConversionEvent
 from tests.analytics.test_batcher import run_until
 from tests.conftest import RedisServer
 

@@ -16,8 +16,8 @@ from analytics.enrich import CLICK_COLUMNS, click_row
 from analytics.partners_sync import PartnersSync
 from analytics.schema import CLICK_VIEWS, DATABASE, MIGRATIONS, migrate, rebuild_views
 from edge.errors import ConfigError
-from edge.links import DestinationPolicy
-from edge.partners import PartnerRegistry, partner_key
+from edge.registry.links import DestinationPolicy
+from edge.registry.partners import PartnerRegistry, partner_key
 from tests.analytics.conftest import assert_exactly_once, click_event
 from tests.conftest import SECRET, RedisServer
 

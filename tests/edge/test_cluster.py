@@ -12,10 +12,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from edge.embedded_redis import find_redis_server, free_port
+from edge.cli.embedded_redis import find_redis_server, free_port
 from tests.conftest import EdgeServer, ctrader_env, make_settings, wait_for
 from tests.edge.helpers import create_link, put_partner
-from tests.edge.hooks_support import call_hook
+from tests.edge.sso.hooks_support import call_hook
 from tests.fake_ctrader import FakeCTrader
 
 pytestmark = pytest.mark.servers

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from edge.classify import Kind
+from edge.hotpath.classify import Kind
 
 __all__ = ["CONTENT_TYPE_LATEST", "EdgeMetrics"]
 

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge.admin import admin_only
-from edge.partners import CHANGES_CHANNEL, PartnerRegistry, check_partner_id, partner_key
+from edge.registry.admin import admin_only
+from edge.registry.partners import CHANGES_CHANNEL, PartnerRegistry, check_partner_id, partner_key
 from edge.signing import TokenSigner
 
 TOKENS_NOT_BEFORE = "tokens_not_before"  # registry hash field, ms since the epoch

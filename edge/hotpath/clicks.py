@@ -27,8 +27,8 @@ from edge.config import (
     CLICK_STREAM,
     REDIS_PROBE_INTERVAL_S,
 )
-from edge.metrics import EdgeMetrics
-from edge.spool import Spool
+from edge.hotpath.metrics import EdgeMetrics
+from edge.hotpath.spool import Spool
 
 log = logging.getLogger("invite.clicks")
 

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from edge.backoff import Gate, RetryPolicy
-from edge.ctrader import CTraderClient, CTraderUser, redact_token
 from edge.errors import (
     CTraderAuthFailed,
     CTraderNotConfigured,
@@ -20,6 +19,7 @@ from edge.errors import (
     CTraderUnavailable,
     InvalidInput,
 )
+from edge.sso.ctrader import CTraderClient, CTraderUser, redact_token
 from tests.fake_ctrader import FakeCTrader
 
 T = TypeVar("T")

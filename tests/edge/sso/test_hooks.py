@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 import redis
 
-from edge.attribution import Attribution, AttributionCodec
-from edge.notify import verify
+from edge.hotpath.attribution import Attribution, AttributionCodec
+from edge.sso.notify import verify
 from tests.conftest import ADMIN_TOKEN, EdgeServer, stream_events, wait_for
 from tests.edge.helpers import create_link, put_partner
-from tests.edge.hooks_support import (
+from tests.edge.hotpath.test_clicks import CHROME
+from tests.edge.sso.hooks_support import (
     WebhookReceiver,
     call_hook,
     conversions,
     start_hook_edge,
 )
-from tests.edge.test_clicks import CHROME
 from tests.fake_ctrader import FakeCTrader
 
 pytestmark = pytest.mark.servers

@@ -16,13 +16,13 @@ import uuid_utils
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
-from edge.attribution import Attribution, AttributionCodec, cookie_value
-from edge.classify import Kind, classify
-from edge.clicks import ClickWriter, IpAnonymizer, ip_prefix, now_ms
 from edge.config import Settings
-from edge.links import Destination, is_code_syntax, location_with
-from edge.metrics import EdgeMetrics
-from edge.resolver import LinkResolver, ResolvedLink
+from edge.hotpath.attribution import Attribution, AttributionCodec, cookie_value
+from edge.hotpath.classify import Kind, classify
+from edge.hotpath.clicks import ClickWriter, IpAnonymizer, ip_prefix, now_ms
+from edge.hotpath.metrics import EdgeMetrics
+from edge.hotpath.resolver import LinkResolver, ResolvedLink
+from edge.registry.links import Destination, is_code_syntax, location_with
 
 log = logging.getLogger("invite.redirect")
 

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import redis
 
-from edge.embedded_redis import free_port
+from edge.cli.embedded_redis import free_port
 from tests.conftest import HOOK_TOKEN, EdgeServer, ctrader_env
 from tests.fake_ctrader import FakeCTrader
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis
 
-from edge.clicks import IpAnonymizer, ip_prefix
+from edge.hotpath.clicks import IpAnonymizer, ip_prefix
 from tests.conftest import EdgeServer, RedisServer, stream_events, wait_for
 from tests.edge.helpers import create_link, put_partner
 

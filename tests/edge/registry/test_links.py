@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import ConfigError, InvalidInput
-from edge.links import (
+from edge.registry.links import (
     ALIAS_PATTERN,
     CODE_MIN_LENGTH,
     MAX_CODE_LENGTH,

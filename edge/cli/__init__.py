@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 import httpx
 import orjson
 
+from edge.cli.embedded_redis import EmbeddedRedis, running_url
+from edge.cli.launch import SERVERS, serve
 from edge.config import Settings
-from edge.ctrader import CTraderClient, CTraderUser
-from edge.embedded_redis import EmbeddedRedis, running_url
 from edge.errors import (
     ConfigError,
     CTraderAuthFailed,
@@ -23,12 +23,12 @@ from edge.errors import (
     CTraderUnavailable,
     InviteError,
 )
-from edge.jobs import JobStore
-from edge.links import DestinationPolicy
 from edge.logs import configure_logging
-from edge.partners import PARTNER_TYPES, PartnerRegistry, check_partner_id
 from edge.redis_client import open_redis
-from edge.server import SERVERS, serve
+from edge.registry.links import DestinationPolicy
+from edge.registry.partners import PARTNER_TYPES, PartnerRegistry, check_partner_id
+from edge.sso.ctrader import CTraderClient, CTraderUser
+from edge.sso.jobs import JobStore
 
 APP_FACTORY = "edge.app:create_app"
 EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its address

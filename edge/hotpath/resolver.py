@@ -10,8 +10,8 @@ from urllib.parse import quote, urlencode
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from edge.links import Destination
-from edge.partners import (
+from edge.registry.links import Destination
+from edge.registry.partners import (
     CHANGES_CHANNEL,
     Partner,
     PartnerRegistry,

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from edge.jobs import STREAM
+from edge.sso.jobs import STREAM
 from tests.conftest import EdgeServer, wait_for
 from tests.edge.helpers import put_partner
-from tests.edge.hooks_support import call_hook, conversions, start_hook_edge
+from tests.edge.sso.hooks_support import call_hook, conversions, start_hook_edge
 from tests.fake_ctrader import FakeCTrader
 
 pytestmark = pytest.mark.servers

@@ -12,10 +12,10 @@ from starlette.routing import Route
 
 from edge.config import Settings
 from edge.errors import BadRequest, InvalidInput, Unauthorized
-from edge.notify import SIGNATURE_HEADER, webhook_secret
-from edge.outbox import Outbox
-from edge.partners import PartnerRegistry, check_partner_id
+from edge.registry.partners import PartnerRegistry, check_partner_id
 from edge.signing import token_matches
+from edge.sso.notify import SIGNATURE_HEADER, webhook_secret
+from edge.sso.outbox import Outbox
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEAD_LETTERS_SHOWN = 1000

@@ -17,7 +17,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 
-from edge.conversions import (
+from edge.errors import Conflict
+from edge.registry.partners import Partner, PartnerRegistry
+from edge.sso.conversions import (
     REATTRIBUTION,
     REGISTRATION,
     ConversionEvent,
@@ -25,13 +27,11 @@ from edge.conversions import (
     record_conversion,
     registration_id,
 )
-from edge.ctrader import CTraderClient, CTraderUser
-from edge.errors import Conflict
-from edge.jobs import IDEMPOTENCY_TTL_S, PREFIX, Job, Outcome
-from edge.notify import notification_job
-from edge.outbox import Outbox
-from edge.partners import Partner, PartnerRegistry
-from edge.referrals import Referral
+from edge.sso.ctrader import CTraderClient, CTraderUser
+from edge.sso.jobs import IDEMPOTENCY_TTL_S, PREFIX, Job, Outcome
+from edge.sso.notify import notification_job
+from edge.sso.outbox import Outbox
+from edge.sso.referrals import Referral
 
 ASSIGNMENT = "assignment"
 ATTRIBUTED_NEW = "ATTRIBUTED_NEW"

@@ -14,15 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge.admin import bearer_only, json_body
 from edge.config import Settings
-from edge.ctrader import CTraderUser
 from edge.errors import CTraderRejected, InvalidInput, NotFound
-from edge.jobs import DEAD
-from edge.partners import check_partner_id
-from edge.referrals import Referral, ReferralResolver
-from edge.registrations import Registrations
+from edge.registry.admin import bearer_only, json_body
+from edge.registry.partners import check_partner_id
 from edge.signing import token_matches
+from edge.sso.ctrader import CTraderUser
+from edge.sso.jobs import DEAD
+from edge.sso.referrals import Referral, ReferralResolver
+from edge.sso.registrations import Registrations
 
 ATTRIBUTION_FIELDS = frozenset({"token", "clickId", "partnerId"})
 USER_FIELDS = frozenset({"userId", "ctidTraderAccountId"})

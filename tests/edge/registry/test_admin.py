@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from edge import partner_tokens
-from edge.partners import partner_key
+from edge.registry import tokens as partner_tokens
+from edge.registry.partners import partner_key
 from edge.signing import TokenSigner
 from tests.conftest import EdgeServer, stream_events
 from tests.edge.helpers import create_link, put_partner

@@ -1,6 +1,6 @@
 """The durable outbox: work for cTrader and partner webhooks goes to a Redis stream, then out.
 
-A job is written with its idempotency key before anything is sent (`edge.jobs`); a duplicate
+A job is written with its idempotency key before anything is sent (`edge.sso.jobs`); a duplicate
 submission answers the first one's state instead of doing the work twice. The submitting request
 may send the job at once (holding a lease on its key); every edge process also runs a worker in
 the consumer group `senders` that sends what is still queued: its own pending entries, entries a
@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from edge.backoff import Gate, RetryPolicy
 from edge.errors import InviteError
-from edge.jobs import DEAD, DONE, QUEUED, Job, JobStore, Outcome, dead_letter, describe_error
+from edge.sso.jobs import DEAD, DONE, QUEUED, Job, JobStore, Outcome, dead_letter, describe_error
 
 log = logging.getLogger("invite.outbox")
 

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from edge.errors import Conflict, InvalidInput, NotFound
-from edge.links import DestinationPolicy, LinkCodec, validate_alias
-from edge.notify import check_webhook_url
+from edge.registry.links import DestinationPolicy, LinkCodec, validate_alias
+from edge.sso.notify import check_webhook_url
 
 PARTNER_TYPES = ("individual", "ib", "affiliate", "campaign")
 PARTNER_STATUSES = ("active", "suspended")

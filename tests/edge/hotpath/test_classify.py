@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.classify import (
+from edge.hotpath.classify import (
     EXCLUDED_CRAWLER_PATTERNS,
     EXTRA_CRAWLER_PATTERNS,
     MAX_CACHED_UA_LENGTH,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.embedded_redis import free_port
+from edge.cli.embedded_redis import free_port
 from tests.conftest import EdgeServer, RedisServer, make_settings
 from tests.edge.helpers import create_link, put_partner
 

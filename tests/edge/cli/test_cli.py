@@ -14,9 +14,9 @@ import orjson
 import pytest
 import redis
 
-from edge.embedded_redis import free_port
+from edge.cli.embedded_redis import free_port
 from tests.conftest import SECRET, RedisServer, ctrader_env, stream_events, wait_for
-from tests.edge.test_clicks import CHROME, Traffic, _assert_each_answered_click_once
+from tests.edge.hotpath.test_clicks import CHROME, Traffic, _assert_each_answered_click_once
 from tests.fake_ctrader import FakeCTrader
 
 INVITE = [sys.executable, "-m", "edge"]

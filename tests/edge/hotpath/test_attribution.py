@@ -11,7 +11,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.attribution import Attribution, AttributionCodec, cookie_value
+from edge.hotpath.attribution import Attribution, AttributionCodec, cookie_value
 from tests.conftest import SECRET, EdgeServer, make_settings, stream_events
 from tests.edge.helpers import create_link, put_partner
 

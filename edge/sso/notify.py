@@ -18,9 +18,9 @@ import orjson
 
 from edge.backoff import RetryPolicy, with_retries
 from edge.errors import InvalidInput, WebhookRejected, WebhookUnavailable
-from edge.http_pool import HttpPool
-from edge.jobs import Job
-from edge.links import DestinationPolicy
+from edge.registry.links import DestinationPolicy
+from edge.sso.http_pool import HttpPool
+from edge.sso.jobs import Job
 
 NOTIFICATION = "notification"
 SIGNATURE_HEADER = "X-Invite-Signature"

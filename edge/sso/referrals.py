@@ -16,9 +16,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from edge.attribution import AttributionCodec
 from edge.errors import InvalidAttribution, InvalidInput, PartnerSuspended, UnknownPartner
-from edge.partners import Partner, PartnerRegistry, check_partner_id
+from edge.hotpath.attribution import AttributionCodec
+from edge.registry.partners import Partner, PartnerRegistry, check_partner_id
 from edge.streams import CLICK_STREAM, read_between
 
 # A click reaches the stream within its group commit (250 ms), or later from the spool; the

@@ -29,7 +29,7 @@ from edge.errors import (
     CTraderUnavailable,
     InvalidInput,
 )
-from edge.http_pool import HttpPool
+from edge.sso.http_pool import HttpPool
 
 log = logging.getLogger("invite.ctrader")
 

@@ -1,0 +1,1 @@
+"""The redirect hot path: resolve, classify, attribute, record the click, redirect."""

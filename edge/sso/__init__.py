@@ -1,0 +1,1 @@
+"""The SSO hook: registrations credited to partners, cTrader calls, the outbox, notifications."""
