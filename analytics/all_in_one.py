@@ -14,26 +14,18 @@ from collections.abc import AsyncIterator, Callable
 from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 
-from analytics.api import (
-    ClickHouseUnavailable,
-    create_analytics_app,
-    create_analytics_routes,
-)
+from analytics.api import create_analytics_app, create_analytics_routes
 from analytics.clickhouse import open_clickhouse
 from analytics.pipeline import run_batcher
 from analytics.schema import migrate
 from edge.app import EdgeApp, Extension, create_app
 from edge.config import Settings
-from edge.hotpath.metrics import EdgeMetrics
+from edge.errors import ClickHouseUnavailable
 from edge.logs import configure_logging
 
 log = logging.getLogger("invite.analytics")
 
 BATCHER_STOP_S = 30.0
-
-
-def embedded(settings: Settings) -> bool:
-    return settings.clickhouse_url.startswith("chdb://")
 
 
 class SharedClient:
@@ -55,8 +47,8 @@ def pipeline_lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = await asyncio.to_thread(open_clickhouse, settings.clickhouse_url)
-        if embedded(settings):
+        client = await asyncio.to_thread(open_clickhouse, settings.analytics.clickhouse_url)
+        if settings.analytics.embedded:
             applied = await asyncio.to_thread(migrate, client)
             if applied:
                 log.info("applied schema migrations %s", applied)
@@ -64,16 +56,11 @@ def pipeline_lifespan(
         stop = asyncio.Event()
         batcher: asyncio.Task[object] | None = None
         if run_pipeline:
-            metrics = getattr(app.state, "metrics", None)
+            # Under `invite run` the batchers' metrics join the edge's /metrics.
+            metrics = getattr(app.state, "metrics_registry", None)
             batcher = asyncio.get_running_loop().create_task(run_batcher(
-                settings, consumer=settings.batcher_consumer,
-                batch_max_rows=settings.batcher_batch_rows,
-                flush_interval_s=settings.batcher_flush_ms / 1000,
-                max_deliveries=settings.batcher_max_deliveries,
-                claim_idle_ms=settings.batcher_claim_idle_ms,
-                partners_interval_s=settings.partners_sync_s, migrate_schema=False,
-                registry=metrics.registry if isinstance(metrics, EdgeMetrics) else None,
-                install_signal_handlers=False, stop=stop,
+                settings, migrate_schema=False, registry=metrics, install_signal_handlers=False,
+                stop=stop,
             ), name="batcher")
         try:
             yield
@@ -91,9 +78,8 @@ def pipeline_lifespan(
     return lifespan
 
 
-def create_all_in_one_app() -> EdgeApp:
+def create_all_in_one_app(settings: Settings) -> EdgeApp:
     """`invite run`: the edge, the batcher and the analytics API in one process."""
-    settings = Settings.from_env()
     shared = SharedClient()
     return create_app(settings, Extension(
         routes=create_analytics_routes(settings, shared),
@@ -101,13 +87,12 @@ def create_all_in_one_app() -> EdgeApp:
     ))
 
 
-def create_analytics_only_app() -> Starlette:
+def create_analytics_only_app(settings: Settings) -> Starlette:
     """`invite analytics`: the API, plus the batcher when the engine is embedded."""
-    settings = Settings.from_env()
     configure_logging(settings.log_format)
     shared = SharedClient()
     app = create_analytics_app(settings, shared)
     app.router.lifespan_context = pipeline_lifespan(
-        settings, shared, run_pipeline=embedded(settings)
+        settings, shared, run_pipeline=settings.analytics.embedded
     )
     return app

@@ -1,39 +1,45 @@
-"""The analytics API and dashboard: the admin token sees everything, a partner token its subtree."""
+"""The analytics API: the admin token sees everything, a partner token its own subtree."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
-import anyio
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import (
-    FileResponse,
-    JSONResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
-from analytics import queries
+from analytics import dashboard, export, queries
 from analytics.auth import TokenRevocations, Viewer, ViewerAuth
-from analytics.clickhouse import open_clickhouse, redact_url
-from analytics.params import FILTER_PARAMETERS, parse_filter, parse_limit, single_values
-from analytics.queries import BreakdownRow, ClickFilter, SeriesPoint, Summary
-from edge.app import http_error_json
+from analytics.clickhouse import open_clickhouse
+from analytics.filters import (
+    FILTER_PARAMETERS,
+    ClickFilter,
+    filter_json,
+    parse_filter,
+    parse_limit,
+    single_values,
+)
+from analytics.queries import BreakdownRow, SeriesPoint, Summary
+from edge.clock import iso_utc
 from edge.config import Settings
-from edge.errors import Forbidden, InvalidInput, InviteError
+from edge.errors import ClickHouseUnavailable, Forbidden, InvalidInput, InviteError
+from edge.logs import redact_url
+from edge.web import (
+    EXCEPTION_HANDLERS,
+    NO_STORE,
+    error_response,
+    healthz,
+    invite_error_response,
+    readiness,
+)
 
 log = logging.getLogger("invite.analytics")
 
@@ -41,14 +47,7 @@ log = logging.getLogger("invite.analytics")
 # take anyio's thread pool away from the rest of the process.
 MAX_CONCURRENT_QUERIES: Final = 4
 # An export holds its own ClickHouse connection for as long as the download lasts.
-MAX_CONCURRENT_EXPORTS: Final = 2
-DASHBOARD_DIR: Final = Path(__file__).parent / "dashboard"
-DASHBOARD_ASSETS: Final = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-DASHBOARD_CSP: Final = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-NO_STORE: Final = {"Cache-Control": "private, no-store"}
+MAX_CONCURRENT_EXPORTS: Final = export.MAX_CONCURRENT_EXPORTS
 # ClickHouse errors that mean "not now" rather than "wrong question": answered with 503.
 UNAVAILABLE_CODES: Final = {
     60: "a table is missing: run `invite migrate`",  # UNKNOWN_TABLE
@@ -58,27 +57,12 @@ UNAVAILABLE_CODES: Final = {
     241: "ClickHouse ran out of memory: narrow from..to or retry later",  # MEMORY_LIMIT_EXCEEDED
 }
 
+# The shared client may be busy with the batcher's insert for a second or more.
+READY_TIMEOUT_S: Final = 10.0
+
 ClientProvider = Callable[[], Client]
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
-
-
-class ClickHouseUnavailable(Exception):
-    """ClickHouse could not be reached or could not answer now; the message says what to do."""
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def filter_json(f: ClickFilter) -> dict[str, Any]:
-    return {
-        "from": _iso(f.start),
-        "to": _iso(f.end),
-        "partnerId": f.partner_id,
-        "includeDownline": f.include_downline,
-        "campaign": f.campaign,
-    }
 
 
 def summary_json(f: ClickFilter, summary: Summary) -> dict[str, Any]:
@@ -98,7 +82,7 @@ def summary_json(f: ClickFilter, summary: Summary) -> dict[str, Any]:
 
 def point_json(point: SeriesPoint) -> dict[str, Any]:
     return {
-        "start": _iso(point.start),
+        "start": iso_utc(point.start),
         "clicks": point.clicks,
         "humanClicks": point.human_clicks,
         "botClicks": point.bot_clicks,
@@ -118,10 +102,6 @@ def breakdown_row_json(row: BreakdownRow) -> dict[str, Any]:
     }
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=NO_STORE)
-
-
 def _json_errors(endpoint: Endpoint) -> Endpoint:
     """Errors as `{"error": {"code", "message"}}`, whichever app mounts these routes."""
 
@@ -129,12 +109,12 @@ def _json_errors(endpoint: Endpoint) -> Endpoint:
         try:
             return await endpoint(request)
         except InviteError as exc:
-            return JSONResponse(exc.to_json(), exc.status, headers=NO_STORE)
-        except ClickHouseUnavailable as exc:
-            return _error(503, "clickhouse_unavailable", str(exc))
+            return invite_error_response(exc, NO_STORE)
         except DatabaseError as exc:
             log.exception("analytics query failed")
-            return _error(500, "query_failed", f"ClickHouse refused the query (code {exc.code})")
+            return error_response(
+                500, "query_failed", f"ClickHouse refused the query (code {exc.code})", NO_STORE
+            )
 
     return guarded
 
@@ -146,13 +126,12 @@ class AnalyticsApi:
         client_provider: ClientProvider,
         export_client_factory: ClientProvider,
     ) -> None:
-        self._settings = settings
+        self._clickhouse_url = settings.analytics.clickhouse_url
         self._auth = ViewerAuth(settings)
         self._revocations = TokenRevocations()
         self._client_provider = client_provider
-        self._export_client_factory = export_client_factory
         self._queries = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
-        self._exports = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
+        self._exports = export.Exports(self._open_export_client(export_client_factory), self._call)
         self._clickhouse_down = False
 
     def routes(self) -> list[BaseRoute]:
@@ -161,8 +140,7 @@ class AnalyticsApi:
             Route("/api/analytics/timeseries", _json_errors(self.timeseries), methods=["GET"]),
             Route("/api/analytics/breakdown", _json_errors(self.breakdown), methods=["GET"]),
             Route("/api/analytics/clicks.csv", _json_errors(self.clicks_csv), methods=["GET"]),
-            Route("/dashboard", dashboard_page, methods=["GET"]),
-            Route("/dashboard/{asset}", dashboard_asset, methods=["GET"]),
+            *dashboard.routes,
         ]
 
     async def summary(self, request: Request) -> Response:
@@ -193,32 +171,15 @@ class AnalyticsApi:
 
     async def clicks_csv(self, request: Request) -> Response:
         viewer, f, _ = self._question(request)
-        await self._ask(viewer, f, lambda client: None)
-        if self._exports.locked():
-            return _error(
-                429, "too_many_exports",
-                f"{MAX_CONCURRENT_EXPORTS} exports are running; retry when one has finished",
-            )
-        await self._exports.acquire()  # released by the export, however the download ends
-        try:
-            client = await run_in_threadpool(self._open_export_client)
-            try:
-                chunks = await run_in_threadpool(self._call, queries.clicks_csv, client, f)
-            except BaseException:
-                await run_in_threadpool(client.close)
-                raise
-        except BaseException:
-            self._exports.release()
-            raise
-        headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{_csv_name(f)}"'}
-        return ExportResponse(Export(chunks, client, self._exports.release), headers)
+        await self._ask(viewer, f, lambda client: None)  # the token and its scope
+        return await self._exports.start(f)
 
     def _question(
         self, request: Request, *extra: str
     ) -> tuple[Viewer, ClickFilter, dict[str, str]]:
         viewer = self._auth.viewer(request)
         values = single_values(request.query_params, FILTER_PARAMETERS + extra)
-        f = parse_filter(values, viewer, datetime.now(UTC))
+        f = parse_filter(values, viewer.partner_id, datetime.now(UTC))
         return viewer, f, {name: values[name] for name in extra if name in values}
 
     async def _ask(self, viewer: Viewer, f: ClickFilter, question: Callable[[Client], T]) -> T:
@@ -251,11 +212,14 @@ class AnalyticsApi:
             log.info("clickhouse answers again")
         return answer
 
-    def _open_export_client(self) -> Client:
-        try:
-            return self._export_client_factory()
-        except Exception as exc:
-            raise self._unavailable(exc) from exc
+    def _open_export_client(self, factory: ClientProvider) -> ClientProvider:
+        def open_client() -> Client:
+            try:
+                return factory()
+            except Exception as exc:
+                raise self._unavailable(exc) from exc
+
+        return open_client
 
     def _call(self, question: Callable[..., T], *args: Any) -> T:
         try:
@@ -269,7 +233,7 @@ class AnalyticsApi:
             raise ClickHouseUnavailable(f"ClickHouse could not answer: {hint}") from exc
 
     def _unavailable(self, exc: Exception) -> ClickHouseUnavailable:
-        url = redact_url(self._settings.clickhouse_url)
+        url = redact_url(self._clickhouse_url)
         if not self._clickhouse_down:  # once per outage, not once per request
             self._clickhouse_down = True
             log.warning("clickhouse unavailable at %s: %s", url, exc)
@@ -277,81 +241,6 @@ class AnalyticsApi:
             f"ClickHouse at {url} did not answer ({type(exc).__name__}): check that it is "
             "running and that INVITE_CLICKHOUSE_URL points at it, then retry"
         )
-
-
-class Export:
-    """One CSV download: its stream, its own client and its export slot, each released once."""
-
-    def __init__(self, chunks: Iterator[bytes], client: Client, release: Callable[[], None]):
-        self._chunks = chunks
-        self._client = client
-        self._release = release
-        self._closed = False
-
-    async def body(self) -> AsyncIterator[bytes]:
-        try:
-            # A worker thread per chunk: reading the stream blocks. anyio lets a cancelled
-            # download finish the chunk in hand first, so close() never races a read.
-            while chunk := await run_in_threadpool(next, self._chunks, b""):
-                yield chunk
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            with anyio.CancelScope(shield=True):
-                await run_in_threadpool(self._close)
-        finally:
-            self._release()
-
-    def _close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        try:
-            if close is not None:
-                close()
-        finally:
-            self._client.close()
-
-
-class ExportResponse(StreamingResponse):
-    """Streams an export and closes it afterwards, also when the client left before the first
-    chunk (the body generator never starts then, so its own `finally` cannot run)."""
-
-    def __init__(self, export: Export, headers: dict[str, str]) -> None:
-        super().__init__(export.body(), media_type="text/csv; charset=utf-8", headers=headers)
-        self._export = export
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._export.aclose()
-
-
-def _csv_name(f: ClickFilter) -> str:
-    who = "".join(c if c.isalnum() or c in "._-" else "_" for c in f.partner_id or "all")
-    return f"clicks-{who}-{f.start:%Y%m%d}-{f.end:%Y%m%d}.csv"
-
-
-async def dashboard_page(request: Request) -> Response:
-    return FileResponse(
-        DASHBOARD_DIR / "index.html",
-        media_type="text/html; charset=utf-8",
-        headers={"Content-Security-Policy": DASHBOARD_CSP, "Cache-Control": "no-cache"},
-    )
-
-
-async def dashboard_asset(request: Request) -> Response:
-    asset = request.path_params["asset"]
-    media_type = DASHBOARD_ASSETS.get(asset)
-    if media_type is None:
-        return _error(404, "not_found", f"no dashboard asset {asset[:40]!r}")
-    return FileResponse(
-        DASHBOARD_DIR / asset, media_type=media_type, headers={"Cache-Control": "no-cache"}
-    )
 
 
 def create_analytics_routes(
@@ -367,7 +256,8 @@ def create_analytics_routes(
     INVITE_CLICKHOUSE_URL), closed when the download ends: in embedded mode a stream holds its
     client's connection, and the batcher and the other questions must not wait for a download.
     """
-    factory = export_client_factory or (lambda: open_clickhouse(settings.clickhouse_url))
+    url = settings.analytics.clickhouse_url
+    factory = export_client_factory or (lambda: open_clickhouse(url))
     return AnalyticsApi(settings, client_provider, factory).routes()
 
 
@@ -376,18 +266,11 @@ def create_analytics_app(settings: Settings, client: Client | ClientProvider) ->
     as a provider (one opened in a lifespan). The caller owns the client and closes it."""
     provider: ClientProvider = client if callable(client) else lambda: client
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
     async def readyz(request: Request) -> Response:
-        try:
-            await run_in_threadpool(lambda: provider().query("SELECT 1"))
-        except Exception as exc:
-            return JSONResponse(
-                {"status": "unavailable", "clickhouse": f"unreachable ({type(exc).__name__})"},
-                status_code=503,
-            )
-        return JSONResponse({"status": "ready", "clickhouse": "ok"})
+        async def clickhouse() -> object:
+            return await run_in_threadpool(lambda: provider().query("SELECT 1"))
+
+        return await readiness({"clickhouse": clickhouse}, timeout_s=READY_TIMEOUT_S)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/dashboard", status_code=302)
@@ -399,5 +282,5 @@ def create_analytics_app(settings: Settings, client: Client | ClientProvider) ->
             Route("/readyz", readyz),
             *create_analytics_routes(settings, provider),
         ],
-        exception_handlers={HTTPException: http_error_json},
+        exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -13,8 +13,8 @@ from analytics.queries import tokens_not_before
 from edge.config import Settings
 from edge.errors import Unauthorized
 from edge.registry import tokens as partner_tokens
-from edge.registry.partners import PARTNER_ID_PATTERN
-from edge.signing import TokenSigner, token_matches
+from edge.registry.model import PARTNER_ID_PATTERN
+from edge.signing import token_matches
 
 # A revocation reaches the API within the partners sync (seconds) plus this.
 REVOCATION_CACHE_S: Final = 5.0
@@ -38,8 +38,8 @@ class ViewerAuth:
     (it needs ClickHouse: see TokenRevocations)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._admin_tokens = settings.admin_tokens
-        self._partner_tokens = TokenSigner("partner-api", settings.secrets)
+        self._admin_tokens = settings.tokens.admin
+        self._partner_tokens = partner_tokens.token_signer(settings.secrets)
 
     def viewer(self, request: Request) -> Viewer:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from analytics.clickhouse import Client, InsertOutcome, Table, insert_bisecting
-from analytics.enrich import BadEvent, decode_payload
+from clickhouse_connect.driver.client import Client
+
+from analytics.insert import InsertOutcome, Table, insert_bisecting
+from edge.errors import BadEvent
+from edge.streams import decode_payload
 
 CONVERSION_COLUMNS: Final = (
     ("event_id", "String"),

@@ -24,6 +24,9 @@ from user_agents.parsers import (  # type: ignore[import-untyped]
     parse_operating_system,
 )
 
+from edge.errors import BadEvent
+from edge.streams import decode_payload
+
 __all__ = [
     "BOT_KINDS",
     "CLICK_COLUMNS",
@@ -31,12 +34,9 @@ __all__ = [
     "OUTCOMES",
     "UA_CACHE_SIZE",
     "Agent",
-    "BadEvent",
     "clear_caches",
     "click_line",
     "click_row",
-    "decode_event",
-    "decode_payload",
     "derived_fields",
     "parse_user_agent",
     "referer_host",
@@ -84,10 +84,6 @@ _TEXT_FIELDS = (
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # ts outside this range is not a click time (ms: 2020-01-01 .. 2100-01-01).
 _TS_MIN_MS, _TS_MAX_MS = 1_577_836_800_000, 4_102_444_800_000
-
-
-class BadEvent(ValueError):
-    """A stream entry that is not a click event; the message is the reason, for the dead letter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,24 +157,6 @@ def referer_host(referer: str) -> str:
         return ""
     host = host.rstrip(".")
     return host[4:] if host.startswith("www.") else host
-
-
-def decode_event(fields: Mapping[Any, Any]) -> dict[str, Any]:
-    """The JSON object in a stream entry's field `e`."""
-    return decode_payload(fields.get(b"e", fields.get("e")))
-
-
-def decode_payload(raw: bytes | str | None) -> dict[str, Any]:
-    """The JSON object of a stream entry's field `e` (None: the entry has none)."""
-    if raw is None:
-        raise BadEvent("the entry has no field 'e'")
-    try:
-        event = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadEvent(f"field 'e' is not JSON ({exc})") from None
-    if not isinstance(event, dict):
-        raise BadEvent(f"field 'e' is a JSON {type(event).__name__}, not an object")
-    return event
 
 
 _ONLY_STR = {str}

@@ -20,8 +20,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from analytics.schema import DATABASE
-from edge.registry.partners import CHANGES_CHANNEL, partner_key
-from edge.registry.tokens import TOKENS_NOT_BEFORE
+from edge.redis_client import as_text
+from edge.registry.keys import CHANGES_CHANNEL, partner_key
+from edge.registry.partners import TOKENS_NOT_BEFORE
 
 log = logging.getLogger("invite.partners_sync")
 
@@ -106,7 +107,7 @@ class PartnersSync:
                 replies = await pipe.execute()
             for key, fields in zip(chunk, replies, strict=True):
                 if fields:
-                    rows.append(partner_row(_text(key)[prefix_length:], _texts(fields)))
+                    rows.append(partner_row(as_text(key)[prefix_length:], _texts(fields)))
         return rows
 
     def _load_copied(self) -> dict[str, PartnerRow]:
@@ -159,7 +160,7 @@ class PartnersSync:
                     await pubsub.subscribe(CHANGES_CHANNEL)
                     self._changed.set()  # changes made while we were not listening
                     async for message in pubsub.listen():
-                        data = _text(message.get("data", b""))
+                        data = as_text(message.get("data", b""))
                         if message.get("type") == "message" and data.startswith("p:"):
                             self._changed.set()
             except (RedisError, OSError) as exc:
@@ -179,9 +180,5 @@ async def _first(*waits: Any, within_s: float) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _texts(fields: dict[Any, Any]) -> dict[str, str]:
-    return {_text(name): _text(value) for name, value in fields.items()}
+    return {as_text(name): as_text(value) for name, value in fields.items()}

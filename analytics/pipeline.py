@@ -7,29 +7,21 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import CollectorRegistry
 
-from analytics.batcher import (
-    BATCH_MAX_ROWS,
-    CLAIM_IDLE_MS,
-    CONVERSIONS,
-    CONVERSIONS_BATCH_MAX_ROWS,
-    FLUSH_INTERVAL_S,
-    MAX_DELIVERIES,
-    Batcher,
-    BatcherMetrics,
-    BatcherStats,
-    tune_gc,
-)
-from analytics.clickhouse import open_clickhouse, redact_url
-from analytics.partners_sync import SYNC_INTERVAL_S, PartnersSync
+from analytics.batcher import Batcher
+from analytics.batcher_metrics import BatcherStats
+from analytics.clickhouse import open_clickhouse
+from analytics.partners_sync import PartnersSync
 from analytics.schema import migrate
+from analytics.sinks import CLICKS, CONVERSIONS
 from edge.config import Settings
 from edge.errors import ConfigError
+from edge.gc_tuning import tune_gc
+from edge.logs import redact_url
 from edge.redis_client import open_redis
 
 log = logging.getLogger("invite.batcher")
@@ -41,31 +33,27 @@ CLICKHOUSE_OPEN_RETRY_S = 5.0
 async def run_batcher(
     settings: Settings,
     *,
-    redis_url: str | None = None,
-    consumer: str | None = None,
-    batch_max_rows: int = BATCH_MAX_ROWS,
-    flush_interval_s: float = FLUSH_INTERVAL_S,
-    max_deliveries: int = MAX_DELIVERIES,
-    claim_idle_ms: int = CLAIM_IDLE_MS,
-    partners_interval_s: float = SYNC_INTERVAL_S,
-    progress_interval_s: float = PROGRESS_INTERVAL_S,
-    migrate_schema: bool | None = None,
     registry: CollectorRegistry | None = None,
+    migrate_schema: bool | None = None,
     install_signal_handlers: bool = True,
     stop: asyncio.Event | None = None,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
 ) -> BatcherStats:
-    """`invite batcher`: stream → ClickHouse until SIGINT/SIGTERM (or `stop`), then flush and exit.
+    """`invite batcher`: the streams into ClickHouse until SIGINT/SIGTERM (or `stop`), then flush
+    and exit; returns the clicks batcher's totals.
 
-    Opens Redis (`redis_url`, else INVITE_REDIS_URL) and ClickHouse (INVITE_CLICKHOUSE_URL),
-    migrates the schema first when embedded (or when migrate_schema is True), keeps the
-    partners dimension in sync, and logs progress every progress_interval_s.
+    Reads INVITE_REDIS_URL's streams into INVITE_CLICKHOUSE_URL (settings.batcher says how),
+    migrates the schema first when embedded (or when migrate_schema is True), keeps the partners
+    dimension in sync, and logs progress every progress_interval_s.
     """
-    url = redis_url or settings.redis_url
+    url = settings.redis_url
     if not url:
         raise ConfigError(
             "INVITE_REDIS_URL is not set: the batcher reads the stream of the edge's Redis"
         )
-    redis = open_redis(url, timeout_s=max(5.0, flush_interval_s * 3), decode=False)
+    clickhouse_url = settings.analytics.clickhouse_url
+    batcher_settings = settings.batcher
+    redis = open_redis(url, timeout_s=max(5.0, batcher_settings.flush_interval_s * 3), decode=False)
     feed = open_redis(url, timeout_s=5.0, feed=True, decode=False)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,29 +61,21 @@ async def run_batcher(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     try:
-        clickhouse = await _open_clickhouse_retrying(settings.clickhouse_url, stop)
+        clickhouse = await _open_clickhouse_retrying(clickhouse_url, stop)
         if clickhouse is None:
             return BatcherStats()
-        if migrate_schema if migrate_schema is not None else settings.clickhouse_url.startswith(
-            "chdb:"
-        ):
+        if settings.analytics.embedded if migrate_schema is None else migrate_schema:
             applied = await asyncio.to_thread(migrate, clickhouse)
             if applied:
                 log.info("applied schema migrations %s", applied)
         tune_gc()
-        batcher = Batcher(
-            redis, clickhouse, consumer=consumer or socket.gethostname(),
-            batch_max_rows=batch_max_rows, flush_interval_s=flush_interval_s,
-            max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms, registry=registry,
-        )
+        batcher = Batcher(redis, clickhouse, batcher_settings, CLICKS, registry=registry)
         conversions = Batcher(
-            redis, clickhouse, consumer=batcher.consumer, sink=CONVERSIONS,
-            batch_max_rows=min(batch_max_rows, CONVERSIONS_BATCH_MAX_ROWS),
-            flush_interval_s=flush_interval_s, max_deliveries=max_deliveries,
-            claim_idle_ms=claim_idle_ms,
-            metrics=BatcherMetrics(batcher.metrics.registry, "invite_conversions_batcher"),
+            redis, clickhouse, batcher_settings, CONVERSIONS, registry=batcher.metrics.registry
         )
-        partners = PartnersSync(redis, clickhouse, interval_s=partners_interval_s, feed=feed)
+        partners = PartnersSync(
+            redis, clickhouse, interval_s=batcher_settings.partners_sync_s, feed=feed
+        )
         tasks = [
             loop.create_task(batcher.run(), name="batcher"),
             loop.create_task(conversions.run(), name="conversions-batcher"),
@@ -105,8 +85,7 @@ async def run_batcher(
             _report_progress((batcher, conversions), progress_interval_s), name="progress"
         )
         log.info("batcher %s reading %s and %s (group %s) into %s", batcher.consumer,
-                 batcher.stream, conversions.stream, batcher.group,
-                 redact_url(settings.clickhouse_url))
+                 batcher.stream, conversions.stream, batcher.group, redact_url(clickhouse_url))
         stopped = loop.create_task(stop.wait())
         await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for worker in (batcher, conversions, partners):

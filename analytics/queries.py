@@ -7,35 +7,25 @@ the whitelists below (hence the `noqa: S608`, ruff's string-built-SQL warning).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, Final, cast
+from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
 from analytics import rollups
-from analytics.rollups import Conditions, Source
-from analytics.schema import BREAKDOWN_COLUMNS, DATABASE
+from analytics.filters import MAX_BREAKDOWN_LIMIT, ClickFilter
+from analytics.rollups import CREDITED, Conditions, Source, click_source, raw_where
+from analytics.schema import DATABASE
 from edge.errors import InvalidInput
 
-DEFAULT_RANGE: Final = timedelta(days=30)
-MAX_RANGE: Final = timedelta(days=400)
 MAX_HOURLY_RANGE: Final = timedelta(days=31)
-EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
-DEFAULT_BREAKDOWN_LIMIT: Final = 20
-MAX_BREAKDOWN_LIMIT: Final = 100
 QUERY_TIMEOUT_S: Final = 30
-EXPORT_TIMEOUT_S: Final = 3600
-CSV_CHUNK_BYTES: Final = 256 * 1024
 
-# The settings ride in the statement's own SETTINGS clause: given per call, chDB's raw_stream
-# would read the whole export into memory before the first byte.
+# The settings ride in the statement's own SETTINGS clause (chDB's raw_stream reads a whole
+# export into memory before the first byte when they are given per call).
 QUERY_SETTINGS: Final = f" SETTINGS {rollups.RAW_SETTINGS}, max_execution_time = {QUERY_TIMEOUT_S}"
-EXPORT_SETTINGS: Final = (
-    f" SETTINGS {rollups.RAW_SETTINGS}, max_execution_time = {EXPORT_TIMEOUT_S}"
-)
 
 INTERVALS: Final = {"hour": rollups.HOUR, "day": rollups.DAY}
 _BUCKET_FUNCTIONS: Final = {"hour": "toStartOfHour", "day": "toStartOfDay"}
@@ -51,63 +41,6 @@ DIMENSIONS: Final = {
     "partner": "partner_id",
 }
 _CONVERSION_DIMENSIONS: Final = frozenset({"campaign", "partner_id"})
-# Column → `dimension` in the breakdown views.
-_VIEW_DIMENSIONS: Final = {column: dimension for dimension, column in BREAKDOWN_COLUMNS.items()}
-
-CSV_COLUMNS: Final = (
-    "click_id", "ts", "partner_id", "ancestors", "campaign", "sub_id", "code", "kind",
-    "is_human", "outcome", "country", "device", "os", "browser", "bot_family", "referer_host",
-    "visitor_id", "first_click", "method",
-)
-_CSV_EXPRESSIONS: Final = {"ancestors": "arrayStringConcat(ancestors, '>')"}
-
-_CREDITED: Final = "outcome = 'credited'"
-
-
-@dataclass(frozen=True)
-class ClickFilter:
-    """Which clicks a question is about: a UTC range [start, end) and an optional partner scope.
-
-    `scope_partner_id` is set for partner tokens: whatever else is asked, only clicks whose
-    partner is that partner or has it among the ancestors recorded at click time are read.
-    """
-
-    start: datetime
-    end: datetime
-    partner_id: str | None = None
-    include_downline: bool = False
-    campaign: str | None = None
-    scope_partner_id: str | None = None
-
-    def __post_init__(self) -> None:
-        for name, value in (("from", self.start), ("to", self.end)):
-            if value.tzinfo is None:
-                raise ValueError(f"{name} must be timezone-aware")
-            if not EARLIEST <= value <= LATEST:
-                raise InvalidInput(
-                    f"{name} {_iso(value)} is outside {_iso(EARLIEST)}..{_iso(LATEST)}"
-                )
-        if self.start >= self.end:
-            raise InvalidInput(f"from {_iso(self.start)} must be before to {_iso(self.end)}")
-        if self.end - self.start > MAX_RANGE:
-            raise InvalidInput(
-                f"from..to spans {(self.end - self.start).days} days; at most "
-                f"{MAX_RANGE.days} days are allowed"
-            )
-
-    @classmethod
-    def last(cls, now: datetime, **scope: Any) -> ClickFilter:
-        """The default window: the DEFAULT_RANGE ending now."""
-        return cls(start=now - DEFAULT_RANGE, end=now, **scope)
-
-    @property
-    def partner_scoped(self) -> bool:
-        """Reads only clicks of some partner or campaign, so orphans have no place in it."""
-        return (
-            self.partner_id is not None
-            or self.scope_partner_id is not None
-            or self.campaign is not None
-        )
 
 
 @dataclass(frozen=True)
@@ -164,116 +97,14 @@ class BreakdownRow:
         return self.clicks - self.human_clicks
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _in_partner(param: str, include_downline: bool) -> str:
-    if include_downline:
-        return f"(partner_id = {{{param}:String}} OR has(ancestors, {{{param}:String}}))"
-    return f"partner_id = {{{param}:String}}"
-
-
-def _partner_conditions(f: ClickFilter) -> tuple[list[str], dict[str, Any]]:
-    """The filter's partner, scope and campaign as conditions on clicks, conversions and the
-    per-partner view (all have partner_id, ancestors and campaign)."""
-    conditions: list[str] = []
-    parameters: dict[str, Any] = {}
-    if f.partner_id is not None:
-        conditions.append(_in_partner("partner_id", f.include_downline))
-        parameters["partner_id"] = f.partner_id
-    if f.scope_partner_id is not None:
-        conditions.append(_in_partner("scope_partner_id", True))
-        parameters["scope_partner_id"] = f.scope_partner_id
-    if f.campaign is not None:
-        conditions.append("campaign = {campaign:String}")
-        parameters["campaign"] = f.campaign
-    return conditions, parameters
-
-
-def _where(f: ClickFilter, *extra: str) -> tuple[str, dict[str, Any]]:
-    """The filter as a WHERE clause valid on both clicks and conversions, with its parameters."""
-    conditions, parameters = _partner_conditions(f)
-    conditions = [
-        "ts >= {start:DateTime64(3, 'UTC')}", "ts < {end:DateTime64(3, 'UTC')}", *conditions,
-        *extra,
-    ]
-    return " AND ".join(conditions), {"start": f.start, "end": f.end, **parameters}
-
-
-def _subtree_root(f: ClickFilter) -> str | None:
-    """The partner whose whole subtree (by the clicks' ancestor snapshots) is the question."""
-    if f.partner_id is not None and f.include_downline:
-        return f.partner_id if f.scope_partner_id in (None, f.partner_id) else None
-    if f.partner_id is None:
-        return f.scope_partner_id
-    return None
-
-
-def click_source(
-    f: ClickFilter, by: str | None = None, hourly: bool = False, credited_only: bool = False
-) -> Source:
-    """Which rollup answers the question and with which conditions.
-
-    `by` is a breakdown's column (None for totals); `hourly` asks for hour buckets;
-    `credited_only` leaves out the rows of other outcomes (a series counts nothing else). Everyone's
-    questions read the partner-less views, a subtree's the per-ancestor view, one partner's
-    own clicks are one primary-key range of `clicks` and are read there.
-    """
-    partner, parameters = _partner_conditions(f)
-    campaign = ["campaign = {campaign:String}"] if f.campaign is not None else []
-    everyone = f.partner_id is None and f.scope_partner_id is None
-    one_partner = f.partner_id is not None and not f.include_downline
-    credited = [_CREDITED] if by is not None or credited_only else []
-    raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
-    root = _subtree_root(f)
-    if by is not None and by not in ("campaign", "partner_id"):
-        dimension = {**parameters, "dimension": _VIEW_DIMENSIONS[by]}
-        if f.campaign is not None or not (everyone or root is not None):
-            return Source(rollups.RAW, raw, raw_key=by)
-        if everyone:
-            conditions = Conditions(
-                view=["dimension = {dimension:String}"], raw=raw.raw, parameters=dimension
-            )
-            return Source(rollups.BREAKDOWN, conditions, view_key="value", raw_key=by)
-        # The view holds the root's descendants; its own clicks are read apart. A partner is
-        # never among its own ancestors (the registry refuses cycles), so none counts twice.
-        conditions = Conditions(
-            view=["ancestor_id = {root:String}", "dimension = {dimension:String}"],
-            raw=["has(ancestors, {root:String})", *credited],
-            parameters={**dimension, "root": root},
-        )
-        return Source(
-            rollups.DESCENDANTS_BREAKDOWN, conditions, view_key="value", raw_key=by,
-            whole_raw=("partner_id = {root:String}", *credited),
-        )
-    key = by or "''"
-    if one_partner:
-        return Source(rollups.RAW, raw, raw_key=key)
-    if by == "partner_id" or (root is None and not everyone):
-        if hourly:
-            return Source(rollups.RAW, raw, raw_key=key)
-        conditions = Conditions(view=[*partner, *credited], raw=raw.raw, parameters=parameters)
-        return Source(rollups.PARTNER_DAILY, conditions, view_key=key, raw_key=key)
-    if everyone:
-        conditions = Conditions(view=[*campaign, *credited], raw=raw.raw, parameters=parameters)
-        return Source(rollups.TOTALS, conditions, view_key=key, raw_key=key)
-    conditions = Conditions(
-        view=["ancestor_id = {root:String}", *campaign, *credited],
-        raw=[_in_partner("root", True), *campaign, *credited],
-        parameters={**parameters, "root": root},
-    )
-    return Source(rollups.DOWNLINE, conditions, view_key=key, raw_key=key)
-
-
 # Aggregates over a rollup union (analytics/rollups.py): counts are sums, visitors merge their
 # states into one distinct count.
 _CLICK_COUNTS: Final = (
-    f"sumIf(n_clicks, {_CREDITED}) AS credited_clicks, "
-    f"sumIf(n_human, {_CREDITED}) AS human_clicks"
+    f"sumIf(n_clicks, {CREDITED}) AS credited_clicks, "
+    f"sumIf(n_human, {CREDITED}) AS human_clicks"
 )
 _CLICK_METRICS: Final = (
-    f"{_CLICK_COUNTS}, uniqCombinedMergeIf(14)(visitor_state, {_CREDITED}) AS unique_visitors"
+    f"{_CLICK_COUNTS}, uniqCombinedMergeIf(14)(visitor_state, {CREDITED}) AS unique_visitors"
 )
 _BY_PEOPLE: Final = "human_clicks DESC, credited_clicks DESC, key"
 
@@ -284,7 +115,7 @@ def _over(source: Source, f: ClickFilter, columns: str, tail: str = "",
     return Query(f"SELECT {columns} FROM ({union}) {tail}{QUERY_SETTINGS}", parameters)  # noqa: S608
 
 
-def _select(
+def select_final(
     columns: str, table: str, where: str, tail: str = "", settings: str = QUERY_SETTINGS
 ) -> str:
     """A statement over one table of `invite`, read FINAL; every part comes from this module."""
@@ -302,8 +133,8 @@ def summary_clicks_query(f: ClickFilter) -> Query:
 
 def registrations_query(f: ClickFilter) -> Query:
     """Registrations credited to a partner within the filter, from `conversions`."""
-    where, parameters = _where(f, "event_type = 'registration'", "partner_id != ''")
-    return Query(_select("count()", "conversions", where), parameters)
+    where, parameters = raw_where(f, "event_type = 'registration'", "partner_id != ''")
+    return Query(select_final("count()", "conversions", where), parameters)
 
 
 def _rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
@@ -353,9 +184,9 @@ def timeseries_queries(f: ClickFilter, interval: str) -> tuple[Query, Query]:
     source = click_source(f, hourly=step == rollups.HOUR, credited_only=True)
     clicks = _over(source, f, f"toUnixTimestamp(t) AS bucket, {_CLICK_METRICS}", by_bucket, step)
     bucket = f"toUnixTimestamp({_BUCKET_FUNCTIONS[interval]}(ts)) AS bucket"
-    where, parameters = _where(f, "event_type = 'registration'", "partner_id != ''")
+    where, parameters = raw_where(f, "event_type = 'registration'", "partner_id != ''")
     registrations = Query(
-        _select(f"{bucket}, count()", "conversions", where, by_bucket), parameters
+        select_final(f"{bucket}, count()", "conversions", where, by_bucket), parameters
     )
     return clicks, registrations
 
@@ -437,11 +268,11 @@ def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) 
     column = dimension_column(by)
     if column not in _CONVERSION_DIMENSIONS:
         return None
-    where, parameters = _where(
+    where, parameters = raw_where(
         f, "event_type = 'registration'", "partner_id != ''", f"{column} IN {{keys:Array(String)}}"
     )
     return Query(
-        _select(f"{column} AS key, count()", "conversions", where, "GROUP BY key"),
+        select_final(f"{column} AS key, count()", "conversions", where, "GROUP BY key"),
         {**parameters, "keys": list(keys)},
     )
 
@@ -469,41 +300,10 @@ def breakdown(client: Client, f: ClickFilter, by: str, limit: int) -> list[Break
     ]
 
 
-def clicks_csv_query(f: ClickFilter) -> Query:
-    """Raw click rows in table order, so ClickHouse streams them without sorting the range."""
-    where, parameters = _where(f)
-    columns = ", ".join(
-        f"{_CSV_EXPRESSIONS[name]} AS csv_{name}" if name in _CSV_EXPRESSIONS else name
-        for name in CSV_COLUMNS
-    )
-    tail = "ORDER BY partner_id, ts, click_id"
-    return Query(_select(columns, "clicks", where, tail, EXPORT_SETTINGS), parameters)
-
-
-def clicks_csv(client: Client, f: ClickFilter) -> Iterator[bytes]:
-    """The filter's clicks as CSV chunks: a header line, then rows as ClickHouse streams them.
-
-    The query starts here, so a failing ClickHouse raises before the first chunk is asked for;
-    the stream holds `client` until the iterator is exhausted or closed.
-    """
-    query = clicks_csv_query(f)
-    stream = client.raw_stream(query.sql, parameters=query.parameters, fmt="CSV")
-    return _csv_chunks(cast(IO[bytes], stream))
-
-
-def _csv_chunks(stream: IO[bytes]) -> Iterator[bytes]:
-    try:
-        yield (",".join(CSV_COLUMNS) + "\n").encode()
-        while chunk := stream.read(CSV_CHUNK_BYTES):
-            yield chunk
-    finally:
-        stream.close()
-
-
 def tokens_not_before(client: Client, partner_id: str) -> int:
     """When the partner's analytics tokens were last revoked (ms; 0: never)."""
     query = Query(
-        _select("max(toUnixTimestamp64Milli(tokens_not_before))", "partners",
+        select_final("max(toUnixTimestamp64Milli(tokens_not_before))", "partners",
                 "partner_id = {partner_id:String}"),
         {"partner_id": partner_id},
     )
@@ -516,8 +316,8 @@ def in_subtree_queries(root_partner_id: str, partner_id: str) -> tuple[Query, Qu
     below = "partner_id = {partner_id:String} AND has(ancestors, {root:String})"
     parameters = {"root": root_partner_id, "partner_id": partner_id}
     return (
-        Query(_select("count()", "partners", below), parameters),
-        Query(_select("1", "clicks", below, "LIMIT 1"), parameters),
+        Query(select_final("count()", "partners", below), parameters),
+        Query(select_final("1", "clicks", below, "LIMIT 1"), parameters),
     )
 
 

@@ -1,5 +1,6 @@
-"""Where a question's clicks are read from: a materialized view for whole hours or days, raw
-`clicks` for the partial hour or day at either end of the range.
+"""Where a question's clicks are read from: which rollup answers it (the click source), and within
+it a materialized view for whole hours or days, raw `clicks` for the partial hour or day at
+either end of the range.
 
 Every source yields the same columns, so one outer query aggregates them whatever was read:
 `t` (the bucket's start), `key` (a breakdown's value, '' otherwise), `outcome`, `n_clicks`,
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from analytics.schema import DATABASE
+from analytics.filters import ClickFilter
+from analytics.schema import BREAKDOWN_COLUMNS, DATABASE
 
 HOUR: Final = timedelta(hours=1)
 DAY: Final = timedelta(days=1)
@@ -26,6 +28,9 @@ DAY: Final = timedelta(days=1)
 RAW_SETTINGS: Final = "do_not_merge_across_partitions_select_final = 1"
 # The views' state (analytics.schema.VISITORS_STATE), computed from raw clicks.
 RAW_VISITORS_STATE: Final = "uniqCombinedStateIf(14)(visitor_id, is_human = 1)"
+CREDITED: Final = "outcome = 'credited'"
+# Column → `dimension` in the breakdown views.
+VIEW_DIMENSIONS: Final = {column: dimension for dimension, column in BREAKDOWN_COLUMNS.items()}
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,104 @@ class Source:
     # Conditions on `clicks` read over the whole range beside the rollup: rows its views leave
     # out (a subtree root's own clicks, one primary-key range). Same parameters.
     whole_raw: tuple[str, ...] = ()
+
+
+def _in_partner(param: str, include_downline: bool) -> str:
+    if include_downline:
+        return f"(partner_id = {{{param}:String}} OR has(ancestors, {{{param}:String}}))"
+    return f"partner_id = {{{param}:String}}"
+
+
+def partner_conditions(f: ClickFilter) -> tuple[list[str], dict[str, Any]]:
+    """The filter's partner, scope and campaign as conditions on clicks, conversions and the
+    per-partner view (all have partner_id, ancestors and campaign)."""
+    conditions: list[str] = []
+    parameters: dict[str, Any] = {}
+    if f.partner_id is not None:
+        conditions.append(_in_partner("partner_id", f.include_downline))
+        parameters["partner_id"] = f.partner_id
+    if f.scope_partner_id is not None:
+        conditions.append(_in_partner("scope_partner_id", True))
+        parameters["scope_partner_id"] = f.scope_partner_id
+    if f.campaign is not None:
+        conditions.append("campaign = {campaign:String}")
+        parameters["campaign"] = f.campaign
+    return conditions, parameters
+
+
+def raw_where(f: ClickFilter, *extra: str) -> tuple[str, dict[str, Any]]:
+    """The filter as a WHERE clause valid on both clicks and conversions, with its parameters."""
+    conditions, parameters = partner_conditions(f)
+    conditions = [
+        "ts >= {start:DateTime64(3, 'UTC')}", "ts < {end:DateTime64(3, 'UTC')}", *conditions,
+        *extra,
+    ]
+    return " AND ".join(conditions), {"start": f.start, "end": f.end, **parameters}
+
+
+def _subtree_root(f: ClickFilter) -> str | None:
+    """The partner whose whole subtree (by the clicks' ancestor snapshots) is the question."""
+    if f.partner_id is not None and f.include_downline:
+        return f.partner_id if f.scope_partner_id in (None, f.partner_id) else None
+    if f.partner_id is None:
+        return f.scope_partner_id
+    return None
+
+
+def click_source(
+    f: ClickFilter, by: str | None = None, hourly: bool = False, credited_only: bool = False
+) -> Source:
+    """Which rollup answers the question and with which conditions.
+
+    `by` is a breakdown's column (None for totals); `hourly` asks for hour buckets;
+    `credited_only` leaves out the rows of other outcomes (a series counts nothing else). Everyone's
+    questions read the partner-less views, a subtree's the per-ancestor view, one partner's
+    own clicks are one primary-key range of `clicks` and are read there.
+    """
+    partner, parameters = partner_conditions(f)
+    campaign = ["campaign = {campaign:String}"] if f.campaign is not None else []
+    everyone = f.partner_id is None and f.scope_partner_id is None
+    one_partner = f.partner_id is not None and not f.include_downline
+    credited = [CREDITED] if by is not None or credited_only else []
+    raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
+    root = _subtree_root(f)
+    if by is not None and by not in ("campaign", "partner_id"):
+        dimension = {**parameters, "dimension": VIEW_DIMENSIONS[by]}
+        if f.campaign is not None or not (everyone or root is not None):
+            return Source(RAW, raw, raw_key=by)
+        if everyone:
+            conditions = Conditions(
+                view=["dimension = {dimension:String}"], raw=raw.raw, parameters=dimension
+            )
+            return Source(BREAKDOWN, conditions, view_key="value", raw_key=by)
+        # The view holds the root's descendants; its own clicks are read apart. A partner is
+        # never among its own ancestors (the registry refuses cycles), so none counts twice.
+        conditions = Conditions(
+            view=["ancestor_id = {root:String}", "dimension = {dimension:String}"],
+            raw=["has(ancestors, {root:String})", *credited],
+            parameters={**dimension, "root": root},
+        )
+        return Source(
+            DESCENDANTS_BREAKDOWN, conditions, view_key="value", raw_key=by,
+            whole_raw=("partner_id = {root:String}", *credited),
+        )
+    key = by or "''"
+    if one_partner:
+        return Source(RAW, raw, raw_key=key)
+    if by == "partner_id" or (root is None and not everyone):
+        if hourly:
+            return Source(RAW, raw, raw_key=key)
+        conditions = Conditions(view=[*partner, *credited], raw=raw.raw, parameters=parameters)
+        return Source(PARTNER_DAILY, conditions, view_key=key, raw_key=key)
+    if everyone:
+        conditions = Conditions(view=[*campaign, *credited], raw=raw.raw, parameters=parameters)
+        return Source(TOTALS, conditions, view_key=key, raw_key=key)
+    conditions = Conditions(
+        view=["ancestor_id = {root:String}", *campaign, *credited],
+        raw=[_in_partner("root", True), *campaign, *credited],
+        parameters={**parameters, "root": root},
+    )
+    return Source(DOWNLINE, conditions, view_key=key, raw_key=key)
 
 
 def floor_to(value: datetime, unit: timedelta) -> datetime:

@@ -1,7 +1,8 @@
-"""The edge's exception tree; each error knows its HTTP status and JSON code.
+"""The one exception tree of edge and analytics; each error knows its HTTP status and JSON code.
 
     InviteError
     ├── ConfigError            bad settings (the message names the variable)
+    ├── CliError               a command that cannot run as asked (exit 2, says what to do)
     ├── InvalidInput     422   a request value broke a rule (the message names it)
     │   ├── InvalidAttribution   a forged or expired token, an unknown or mismatched clickId
     │   ├── UnknownPartner       the attribution names a partner the registry does not know
@@ -12,6 +13,9 @@
     ├── Forbidden        403   a valid token outside its scope
     ├── NotFound         404   unknown partner, link or code
     ├── Conflict         409   the value is taken (an alias, a concurrent edit)
+    ├── Unavailable      503   a store the answer needs did not answer (retry later)
+    │   ├── RedisUnavailable
+    │   └── ClickHouseUnavailable
     └── UpstreamError    502   a backend failed; carries its errorCode, description, status
         ├── CTraderError             the cTrader backend
         │   ├── CTraderUnavailable   503   timeout, connection error or 5xx: retried
@@ -29,6 +33,11 @@
 from __future__ import annotations
 
 
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON body of every HTTP error: `{"error": {"code", "message"}}`."""
+    return {"error": {"code": code, "message": message}}
+
+
 class InviteError(Exception):
     status = 500
     code = "internal_error"
@@ -39,11 +48,15 @@ class InviteError(Exception):
         self.message = message
 
     def to_json(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+        return error_body(self.code, self.message)
 
 
 class ConfigError(InviteError):
     code = "config_error"
+
+
+class CliError(InviteError):
+    code = "cli_error"
 
 
 class InvalidInput(InviteError):
@@ -90,6 +103,21 @@ class NotFound(InviteError):
 class Conflict(InviteError):
     status = 409
     code = "conflict"
+
+
+class Unavailable(InviteError):
+    status = 503
+    code = "unavailable"
+
+
+class RedisUnavailable(Unavailable):
+    code = "redis_unavailable"
+
+
+class ClickHouseUnavailable(Unavailable):
+    """ClickHouse could not be reached or could not answer now; the message says what to do."""
+
+    code = "clickhouse_unavailable"
 
 
 class UpstreamError(InviteError):

@@ -1,11 +1,23 @@
-"""Logging: JSON lines in production, readable lines in a terminal."""
+"""Logging: JSON lines in production, readable lines in a terminal; URLs as they may be shown."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import orjson
+
+# A password in a URL's user info, and the values of parameters that carry a secret (redis-py
+# takes `password`, cTrader calls take `token`).
+_USER_PASSWORD = re.compile(r"(://[^:/?#@\s]*):[^/?#\s]*@")
+_SECRET_PARAMETER = re.compile(r"(?i)\b((?:password|token|secret)=)[^&#\s'\"]+")
+
+
+def redact_url(text: str) -> str:
+    """A URL, or any text holding URLs, as it may appear in a message or a log: passwords and the
+    values of secret parameters replaced by ***, the rest as it was."""
+    return _SECRET_PARAMETER.sub(r"\1***", _USER_PASSWORD.sub(r"\1:***@", text))
 
 
 class JsonFormatter(logging.Formatter):

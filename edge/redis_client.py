@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -10,16 +10,21 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from edge.errors import ConfigError
+from edge.logs import redact_url
 
 SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 FEED_HEALTH_CHECK_S = 15
 
 
+def as_text(value: Any) -> str:
+    """A reply value as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def check_redis_url(url: str) -> str:
     if not url.startswith(SCHEMES):
-        shown = url.split("@")[-1]
         raise ConfigError(
-            f"INVITE_REDIS_URL={shown!r} must start with redis://, rediss://, unix:// "
+            f"INVITE_REDIS_URL={redact_url(url)!r} must start with redis://, rediss://, unix:// "
             "or redis+cluster://"
         )
     return url

@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 
 from edge.errors import BadEvent
+from edge.redis_client import as_text
 
 CLICK_STREAM: Final = "invite:clicks"
 CLICK_DEAD_LETTERS: Final = "invite:clicks:dead"
@@ -87,10 +88,6 @@ def unparsed_entries(reply: Any) -> list[tuple[Any, Any]]:
     return [entry for _, entries in reply for entry in entries]
 
 
-def entry_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def id_key(entry_id: str) -> tuple[int, int]:
     """An entry id as (ms, sequence), for ordering."""
     ms, _, sequence = entry_id.partition("-")
@@ -130,8 +127,8 @@ async def read_between(
                 event = decode_payload(payload)
             except BadEvent:
                 continue
-            yield entry_text(entry_id), event
+            yield as_text(entry_id), event
         if len(entries) < count:
             return
         scanned += len(entries)
-        start = "(" + entry_text(entries[-1][0])
+        start = "(" + as_text(entries[-1][0])

@@ -33,11 +33,15 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from analytics.batcher import Batcher, _sort, tune_gc
-from analytics.clickhouse import CLICKS_INGEST, INSERT_SETTINGS, Client, open_clickhouse
+from analytics.batcher import Batcher
+from analytics.clickhouse import Client, open_clickhouse
 from analytics.enrich import CLICK_COLUMNS, clear_caches, click_line, click_row
+from analytics.insert import CLICKS_INGEST, INSERT_SETTINGS
 from analytics.schema import CLICK_VIEWS, migrate
-from edge.config import CLICK_STREAM
+from analytics.sinks import sort_entries
+from edge.config import BatcherSettings
+from edge.gc_tuning import tune_gc
+from edge.streams import CLICK_STREAM
 from loadtests.processes import BenchRedis, Children, stopped_on_exit
 
 PARTNERS = 5000
@@ -169,7 +173,7 @@ async def cold_batcher(redis: Redis, clickhouse: Client, batch: list[bytes], bat
     await xadd_all(redis, batch)
     tune_gc()
     clear_caches()
-    return Batcher(redis, clickhouse, consumer=consumer, batch_max_rows=batch_rows)
+    return Batcher(redis, clickhouse, BatcherSettings(consumer=consumer, batch_rows=batch_rows))
 
 
 async def batcher_rate(redis: Redis, clickhouse: Client, batch: list[bytes],
@@ -198,7 +202,7 @@ async def phases(redis: Redis, clickhouse: Client, batch: list[bytes],
         started = time.perf_counter()
         entries = await batcher._collect()
         read = time.perf_counter()
-        ready = _sort(entries, batcher.sink)
+        ready = sort_entries(entries, batcher.sink)
         checked = time.perf_counter()
         await batcher._insert_and_ack(ready.fresh, ready.repeated)
         spent["read"] += read - started
@@ -216,7 +220,7 @@ async def freshness(redis: Redis, clickhouse: Client, rate: int, seconds: float,
     batch = events(total, seed, int(time.time() * 1000))
     answered: list[float] = []
     visible: list[float] = []
-    batcher = Batcher(redis, clickhouse, consumer="fresh", flush_interval_s=flush_ms / 1000)
+    batcher = Batcher(redis, clickhouse, BatcherSettings(consumer="fresh", flush_ms=flush_ms))
     task = asyncio.create_task(batcher.run())
     tick_s = 0.01
     per_tick = max(1, int(rate * tick_s))

@@ -35,7 +35,7 @@ from typing import Any
 
 from analytics import queries
 from analytics.clickhouse import Client, open_clickhouse
-from analytics.queries import ClickFilter
+from analytics.filters import ClickFilter
 from analytics.schema import CLICK_VIEWS, DATABASE, migrate
 
 GOAL_P95_MS = 100.0

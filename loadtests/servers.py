@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from edge.cli.embedded_redis import free_port
-from edge.config import CLICK_STREAM
+from edge.streams import CLICK_STREAM
 from loadtests import baseline_app
 from loadtests.processes import BenchError, Child, Children, wait_http_ok, wait_until
 

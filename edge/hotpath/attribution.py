@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -14,10 +13,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from edge.config import COOKIE_NAME, Settings
+from edge import clock
+from edge.config import EdgeSettings
 from edge.errors import BadRequest, InvalidInput
 from edge.signing import TokenSigner
+from edge.web import error_response
 
+COOKIE_NAME = "invite_ref"
 MAX_COOKIE_HEADER = 8192
 
 
@@ -35,23 +37,17 @@ class Attribution:
             "partnerId": self.partner_id,
             "campaign": self.campaign,
             "clickId": self.click_id,
-            "clickedAt": _iso(self.clicked_at_ms),
-            "expiresAt": _iso(self.expires_at_ms),
+            "clickedAt": clock.iso_utc(self.clicked_at_ms),
+            "expiresAt": clock.iso_utc(self.expires_at_ms),
             "token": token,
         }
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
 
 
 class AttributionCodec:
     """Turns an Attribution into the cookie/token string and back, checking signature and expiry."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._signer = TokenSigner("attribution", settings.secrets)
+    def __init__(self, settings: EdgeSettings, secrets: Iterable[str]) -> None:
+        self._signer = TokenSigner("attribution", secrets)
         self._max_age = settings.attribution_seconds
         parts = [f"Max-Age={self._max_age}", "Path=/", "HttpOnly", "SameSite=Lax"]
         if settings.cookie_domain:
@@ -94,7 +90,7 @@ class AttributionCodec:
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
-        now = int(time.time() * 1000) if now_ms is None else now_ms
+        now = clock.now_ms() if now_ms is None else now_ms
         if attribution.expires_at_ms <= now:
             return None
         return attribution
@@ -142,14 +138,13 @@ async def verify_token(request: Request) -> Response:
     return JSONResponse(attribution.to_json(token))
 
 
-def attribution_context_app(settings: Settings, codec: AttributionCodec) -> ASGIApp:
+def attribution_context_app(settings: EdgeSettings, codec: AttributionCodec) -> ASGIApp:
     """`GET /attribution` behind CORS that admits only the configured origins, with credentials."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            response: Response = JSONResponse(
-                {"error": {"code": "method_not_allowed", "message": "use GET /attribution"}},
-                status_code=405, headers={"Allow": "GET"},
+            response: Response = error_response(
+                405, "method_not_allowed", "use GET /attribution", headers={"Allow": "GET"}
             )
         else:
             response = attribution_context(Request(scope, receive), codec)

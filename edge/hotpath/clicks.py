@@ -10,77 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import ipaddress
 import logging
 import time
-from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
-from edge.config import (
-    CLICK_BATCH_MAX,
-    CLICK_STREAM,
-    REDIS_PROBE_INTERVAL_S,
-)
 from edge.hotpath.metrics import EdgeMetrics
 from edge.hotpath.spool import Spool
+from edge.streams import APPEND_SCRIPT, CLICK_STREAM, read_between
 
 log = logging.getLogger("invite.clicks")
 
+# Group commit: a batch goes to Redis as soon as the previous one is acknowledged, or when it
+# holds this many clicks; a request waits for its batch's acknowledgement.
+CLICK_BATCH_MAX = 512
+# Redis slower than this for one batch: the batch goes to the disk spool instead, and the edge
+# stays on the spool until a probe finds Redis healthy again.
+CLICK_WRITE_TIMEOUT_S = 0.25
+REDIS_PROBE_INTERVAL_S = 0.5
 # A replayed event may have reached Redis before the failure that sent it to the spool; look for
 # it this far around the spooled events' own timestamps (covers clock skew with the server).
 REPLAY_DEDUP_MARGIN_MS = 30_000
 REPLAY_CHUNK = 1000
-APPEND_SCRIPT = """
-for i = 1, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
-end
-return #ARGV
-"""
-
-
-class IpAnonymizer:
-    """Full IPs never leave the process: a keyed hash, its salt changing daily, and a prefix."""
-
-    def __init__(self, secret: str) -> None:
-        self._key = hmac.new(secret.encode(), b"invite-edge/ip-salt", hashlib.sha256).digest()
-        self._day = -1
-        self._salt = b""
-
-    def _salt_for(self, ts_ms: int) -> bytes:
-        day = ts_ms // 86_400_000  # the UTC day number: no date formatting per click
-        if day != self._day:
-            label = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
-            self._salt = hmac.new(self._key, label.encode(), hashlib.sha256).digest()
-            self._day = day
-        return self._salt
-
-    def hash(self, ip: str, ts_ms: int) -> str:
-        if not ip:
-            return ""
-        return hmac.digest(self._salt_for(ts_ms), ip.encode(), hashlib.sha256).hex()[:32]
-
-
-@lru_cache(maxsize=65536)
-def ip_prefix(ip: str) -> str:
-    """The /24 of an IPv4 address or the /48 of an IPv6 one; '' for anything unparseable."""
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return ""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
-        return str(ipaddress.IPv6Network((address, 48), strict=False))
-    v4 = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address
-    return str(ipaddress.IPv4Network((v4, 24), strict=False))
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+REPLAY_LOOKUP_PAGE = 5000
 
 
 class ClickWriter:
@@ -271,25 +224,13 @@ class ClickWriter:
         return fresh
 
     async def _click_ids_in_stream(self, low_ms: int, high_ms: int) -> set[str]:
-        seen: set[str] = set()
-        start = f"{low_ms}-0"
-        while True:
-            entries: list[tuple[Any, Any]] = (
-                await self._redis.xrange(
-                    self._stream, start, f"{high_ms}-18446744073709551615", count=5000
-                )
-                or []
+        return {
+            str(event["click_id"])
+            async for _, event in read_between(
+                self._redis, self._stream, low_ms, high_ms, page=REPLAY_LOOKUP_PAGE
             )
-            for _, fields in entries:
-                try:
-                    seen.add(str(orjson.loads(fields[b"e"])["click_id"]))
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    continue
-            if len(entries) < 5000:
-                return seen
-            last = entries[-1][0]
-            last_id = last.decode() if isinstance(last, bytes) else str(last)
-            start = "(" + last_id
+            if "click_id" in event
+        }
 
     async def close(self, deadline_s: float) -> None:
         """Flush what is pending within the deadline; whatever is left goes to the spool."""

@@ -16,13 +16,16 @@ import uuid_utils
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
+from edge.clock import now_ms
 from edge.config import Settings
+from edge.hotpath.anonymize import IpAnonymizer, ip_prefix
 from edge.hotpath.attribution import Attribution, AttributionCodec, cookie_value
 from edge.hotpath.classify import Kind, classify
-from edge.hotpath.clicks import ClickWriter, IpAnonymizer, ip_prefix, now_ms
+from edge.hotpath.clicks import ClickWriter
+from edge.hotpath.location import Destination, location_with
 from edge.hotpath.metrics import EdgeMetrics
 from edge.hotpath.resolver import LinkResolver, ResolvedLink
-from edge.registry.links import Destination, is_code_syntax, location_with
+from edge.registry.links import is_code_syntax
 
 log = logging.getLogger("invite.redirect")
 
@@ -60,11 +63,11 @@ class RedirectHandler:
         self._attribution = attribution
         self._metrics = metrics
         self._ips = IpAnonymizer(settings.signing_secret)
-        self._first_model = settings.attribution_model == "first"
-        self._country_header = (settings.country_header or "").encode() or None
-        self._ip_header = (settings.client_ip_header or "").encode() or None
-        self._default = Destination.parse(settings.registration_url)
-        self._fallback = settings.fallback_url
+        self._first_model = settings.edge.attribution_model == "first"
+        self._country_header = (settings.edge.country_header or "").encode() or None
+        self._ip_header = (settings.edge.client_ip_header or "").encode() or None
+        self._default = Destination.parse(settings.edge.registration_url)
+        self._fallback = settings.edge.fallback_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -72,7 +75,7 @@ class RedirectHandler:
         except Exception:
             log.exception("redirect failed; answered by the safety net")
             self._metrics.errors.inc()
-            await _send(send, 302, [(b"location", self._settings.registration_url.encode()),
+            await _send(send, 302, [(b"location", self._settings.edge.registration_url.encode()),
                                     _NO_STORE])
 
     async def _handle(self, scope: Scope, send: Send) -> None:

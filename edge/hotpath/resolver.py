@@ -10,15 +10,10 @@ from urllib.parse import quote, urlencode
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from edge.registry.links import Destination
-from edge.registry.partners import (
-    CHANGES_CHANNEL,
-    Partner,
-    PartnerRegistry,
-    link_key,
-    partner_key,
-    read_hash,
-)
+from edge.hotpath.location import Destination
+from edge.registry.keys import CHANGES_CHANNEL, link_key, partner_key
+from edge.registry.model import Partner
+from edge.registry.partners import PartnerRegistry, read_hash
 
 log = logging.getLogger("invite.resolver")
 

@@ -4,196 +4,40 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from edge.clock import now_ms
 from edge.errors import Conflict, InvalidInput, NotFound
-from edge.registry.links import DestinationPolicy, LinkCodec, validate_alias
-from edge.sso.notify import check_webhook_url
+from edge.registry.destinations import DestinationPolicy, check_webhook_url
+from edge.registry.edits import KEEP, LinkEdit, PartnerEdit
+from edge.registry.keys import (
+    CHANGES_CHANNEL,
+    CODE_SALT,
+    LOCK_KEY,
+    PARTNER_BY_NUM,
+    PARTNER_SEQ,
+    alias_key,
+    children_key,
+    ctid_user_key,
+    link_key,
+    link_seq_key,
+    partner_key,
+)
+from edge.registry.links import LinkCodec, validate_alias
+from edge.registry.model import Link, Partner, check_partner_id
 
-PARTNER_TYPES = ("individual", "ib", "affiliate", "campaign")
-PARTNER_STATUSES = ("active", "suspended")
 MAX_TREE_DEPTH = 32
-MAX_NAME_LENGTH = 200
-MAX_CAMPAIGN_LENGTH = 128
-PARTNER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
-TAG_PATTERN = re.compile(r"[A-Za-z0-9._:@ /+-]{1,128}")
-
-CHANGES_CHANNEL = "invite:changes"
-# Every registry key shares one hash tag, so that on Redis Cluster the multi-key transactions of
-# a partner edit stay on one slot. The registry is small; the click stream has its own slot.
-_PREFIX = "invite:{registry}:"
-_LOCK_KEY = _PREFIX + "lock"
-_PARTNER_SEQ = _PREFIX + "pseq"
-_PARTNER_BY_NUM = _PREFIX + "pnum"
-_CODE_SALT = _PREFIX + "code-salt"
-
-
-def partner_key(partner_id: str) -> str:
-    return f"{_PREFIX}p:{partner_id}"
-
-
-def children_key(partner_id: str) -> str:
-    return f"{_PREFIX}children:{partner_id}"
-
-
-def link_key(partner_num: int, link_num: int) -> str:
-    return f"{_PREFIX}l:{partner_num}:{link_num}"
-
-
-def link_seq_key(partner_num: int) -> str:
-    return f"{_PREFIX}lseq:{partner_num}"
-
-
-def alias_key(alias: str) -> str:
-    return f"{_PREFIX}alias:{alias}"
-
-
-def ctid_user_key(user_id: int) -> str:
-    """The partner whose own cTrader ID user this is (cTrader's in-app invitations name it)."""
-    return f"{_PREFIX}ctid:{user_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Partner:
-    partner_id: str
-    num: int
-    parent_id: str | None
-    type: str
-    status: str
-    name: str | None
-    destination: str | None
-    ancestors: tuple[str, ...]  # root first, without the partner itself
-    created_at: int
-    updated_at: int
-    webhook_url: str | None = None
-    ctid_user_id: int | None = None
-
-    @property
-    def level(self) -> int:
-        return len(self.ancestors) + 1
-
-    @property
-    def active(self) -> bool:
-        return self.status == "active"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "partnerId": self.partner_id,
-            "parentPartnerId": self.parent_id,
-            "type": self.type,
-            "status": self.status,
-            "name": self.name,
-            "destination": self.destination,
-            "level": self.level,
-            "ancestors": list(self.ancestors),
-            "webhookUrl": self.webhook_url,
-            "ctidUserId": self.ctid_user_id,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        }
-
-    @classmethod
-    def from_hash(cls, partner_id: str, fields: dict[str, str]) -> Partner:
-        return cls(
-            partner_id=partner_id,
-            num=int(fields["num"]),
-            parent_id=fields.get("parent") or None,
-            type=fields.get("type") or "individual",
-            status=fields.get("status") or "active",
-            name=fields.get("name") or None,
-            destination=fields.get("destination") or None,
-            ancestors=tuple(orjson.loads(fields.get("ancestors") or "[]")),
-            created_at=int(fields.get("created_at") or 0),
-            updated_at=int(fields.get("updated_at") or 0),
-            webhook_url=fields.get("webhook_url") or None,
-            ctid_user_id=int(fields["ctid_user"]) if fields.get("ctid_user") else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    code: str
-    partner_num: int
-    link_num: int
-    partner_id: str
-    alias: str | None
-    campaign: str | None
-    sub_id: str | None
-    destination: str | None
-    created_at: int
-
-    def to_json(self, base_url: str) -> dict[str, Any]:
-        shown = self.alias or self.code
-        return {
-            "code": shown,
-            "generatedCode": self.code,
-            "alias": self.alias,
-            "url": f"{base_url}/r/{shown}",
-            "partnerId": self.partner_id,
-            "campaign": self.campaign,
-            "subId": self.sub_id,
-            "destination": self.destination,
-            "createdAt": self.created_at,
-        }
-
-    @classmethod
-    def from_hash(cls, codec: LinkCodec, fields: dict[str, str]) -> Link:
-        partner_num, link_num = int(fields["pnum"]), int(fields["lnum"])
-        return cls(
-            code=codec.encode(partner_num, link_num),
-            partner_num=partner_num,
-            link_num=link_num,
-            partner_id=fields["partner_id"],
-            alias=fields.get("alias") or None,
-            campaign=fields.get("campaign") or None,
-            sub_id=fields.get("sub_id") or None,
-            destination=fields.get("destination") or None,
-            created_at=int(fields.get("created_at") or 0),
-        )
+TOKENS_NOT_BEFORE = "tokens_not_before"  # partner hash field, ms: partner tokens issued earlier
 
 
 async def read_hash(redis: Redis, key: str) -> dict[str, str]:
     """HGETALL as text (the registry's clients decode responses)."""
     fields: dict[Any, Any] = await redis.hgetall(key)
     return {str(name): str(value) for name, value in fields.items()}
-
-
-def check_partner_id(partner_id: str) -> str:
-    if not PARTNER_ID_PATTERN.fullmatch(partner_id):
-        raise InvalidInput(
-            f"partnerId {partner_id[:80]!r} must be 1-64 characters of letters, digits and ._:@- "
-            "starting with a letter or digit"
-        )
-    return partner_id
-
-
-def _optional_text(body: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise InvalidInput(f"{key} must be 1-128 characters of letters, digits, spaces and ._:@/+-")
-    return value
-
-
-def _choice(body: dict[str, Any], key: str, choices: tuple[str, ...]) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if value not in choices:
-        raise InvalidInput(f"{key} must be one of {', '.join(choices)}")
-    return str(value)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class PartnerRegistry:
@@ -212,16 +56,12 @@ class PartnerRegistry:
         INVITE_SECRET never changes the codes of links already shared.
         """
         if self._codec is None:
-            await self._redis.set(_CODE_SALT, self._salt_seed.hexdigest(), nx=True)
-            salt = await self._redis.get(_CODE_SALT)
+            await self._redis.set(CODE_SALT, self._salt_seed.hexdigest(), nx=True)
+            salt = await self._redis.get(CODE_SALT)
             if not salt:
-                raise RedisError(f"{_CODE_SALT} vanished right after it was set")
+                raise RedisError(f"{CODE_SALT} vanished right after it was set")
             self._codec = LinkCodec(str(salt))
         return self._codec
-
-    @property
-    def destinations(self) -> DestinationPolicy:
-        return self._destinations
 
     async def get(self, partner_id: str) -> Partner:
         fields = await read_hash(self._redis, partner_key(partner_id))
@@ -237,70 +77,48 @@ class PartnerRegistry:
         partner_id = await self._redis.get(ctid_user_key(user_id))
         return await self.find(str(partner_id)) if partner_id else None
 
-    async def upsert(self, partner_id: str, body: dict[str, Any]) -> tuple[Partner, bool]:
+    async def upsert(self, partner_id: str, edit: PartnerEdit) -> tuple[Partner, bool]:
         """Create or update a partner; returns it and whether it was created."""
         check_partner_id(partner_id)
-        unknown = set(body) - {
-            "parentPartnerId", "name", "type", "status", "destination", "webhookUrl", "ctidUserId"
-        }
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
-        partner_type = _choice(body, "type", PARTNER_TYPES)
-        status = _choice(body, "status", PARTNER_STATUSES)
-        name = body.get("name")
-        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
-            raise InvalidInput(f"name must be a string of at most {MAX_NAME_LENGTH} characters")
-        destination = body.get("destination")
-        if destination is not None:
-            if not isinstance(destination, str):
-                raise InvalidInput("destination must be a URL string")
+        destination = edit.destination
+        if isinstance(destination, str):
             destination = self._destinations.check(destination)
-        webhook_url = body.get("webhookUrl")
-        if webhook_url is not None:
-            if not isinstance(webhook_url, str):
-                raise InvalidInput("webhookUrl must be an http(s) URL string or null")
+        webhook_url = edit.webhook_url
+        if isinstance(webhook_url, str):
             webhook_url = check_webhook_url(webhook_url)
-        ctid_user = body.get("ctidUserId")
-        if ctid_user is not None and (
-            not isinstance(ctid_user, int) or isinstance(ctid_user, bool) or ctid_user < 1
-        ):
-            raise InvalidInput("ctidUserId must be a positive whole number (a cTrader ID userId)")
+        ctid_user = edit.ctid_user_id
 
-        # Hierarchy edits are rare and must not interleave (two re-parentings could build a cycle).
-        async with self._redis.lock(_LOCK_KEY, timeout=30, blocking_timeout=10):
+        async with self._redis.lock(LOCK_KEY, timeout=30, blocking_timeout=10):
             existing = await self.find(partner_id)
-            now = _now_ms()
-            parent_given = "parentPartnerId" in body
-            parent_id = body.get("parentPartnerId") if parent_given else (
-                existing.parent_id if existing else None
-            )
-            if parent_id is not None and not isinstance(parent_id, str):
-                raise InvalidInput("parentPartnerId must be a string or null")
-            ancestors = await self._ancestors_for(partner_id, parent_id or None)
+            now = now_ms()
+            old_parent = existing.parent_id if existing else None
+            parent_id = old_parent if edit.parent_id is KEEP else edit.parent_id
+            ancestors = await self._ancestors_for(partner_id, parent_id)
             fields: dict[str, str] = {
                 "parent": parent_id or "",
                 "ancestors": orjson.dumps(ancestors).decode(),
                 "updated_at": str(now),
             }
-            if partner_type is not None or existing is None:
-                fields["type"] = partner_type or "individual"
-            if status is not None or existing is None:
-                fields["status"] = status or "active"
-            if name is not None:
-                fields["name"] = name
-            if "destination" in body:
+            if edit.type is not None or existing is None:
+                fields["type"] = edit.type or "individual"
+            if edit.status is not None or existing is None:
+                fields["status"] = edit.status or "active"
+            if edit.name is not None:
+                fields["name"] = edit.name
+            if destination is not KEEP:
                 fields["destination"] = destination or ""
-            if "webhookUrl" in body:
+            if webhook_url is not KEEP:
                 fields["webhook_url"] = webhook_url or ""
             old_ctid = existing.ctid_user_id if existing else None
-            if "ctidUserId" in body:
+            ctid_changes = ctid_user is not KEEP and ctid_user != old_ctid
+            if ctid_user is not KEEP:
                 fields["ctid_user"] = str(ctid_user or "")
-                if ctid_user is not None and ctid_user != old_ctid:
+                if ctid_user is not None and ctid_changes:
                     holder = await self._redis.get(ctid_user_key(ctid_user))
                     if holder and holder != partner_id:
                         raise Conflict(f"ctidUserId {ctid_user} belongs to partner {holder!r}")
             if existing is None:
-                fields["num"] = str(await self._redis.incr(_PARTNER_SEQ))
+                fields["num"] = str(await self._redis.incr(PARTNER_SEQ))
                 fields["created_at"] = str(now)
             # A re-parenting moves the whole subtree: its new chains are worked out and checked
             # before anything is written, then written with the partner in one transaction, so a
@@ -312,14 +130,13 @@ class PartnerRegistry:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(partner_key(partner_id), mapping=dict[Any, Any](fields))
                 if existing is None:
-                    pipe.hset(_PARTNER_BY_NUM, fields["num"], partner_id)
-                if "ctidUserId" in body and ctid_user != old_ctid:
+                    pipe.hset(PARTNER_BY_NUM, fields["num"], partner_id)
+                if ctid_changes:
                     if old_ctid is not None:
                         pipe.delete(ctid_user_key(old_ctid))
-                    if ctid_user is not None:
+                    if isinstance(ctid_user, int):
                         pipe.set(ctid_user_key(ctid_user), partner_id)
-                old_parent = existing.parent_id if existing else None
-                if old_parent != (parent_id or None):
+                if old_parent != parent_id:
                     if old_parent:
                         pipe.srem(children_key(old_parent), partner_id)
                     if parent_id:
@@ -329,6 +146,17 @@ class PartnerRegistry:
                 await pipe.execute()
         await self._redis.publish(CHANGES_CHANNEL, f"p:{partner_id}")
         return await self.get(partner_id), existing is None
+
+    async def revoke_tokens(self, partner_id: str) -> int:
+        """Stamp the partner so that every token issued to it until now is refused; the stamp."""
+        partner = await self.get(partner_id)
+        not_before = now_ms() + 1
+        await self._redis.hset(
+            partner_key(partner.partner_id),
+            mapping={TOKENS_NOT_BEFORE: not_before, "updated_at": not_before},
+        )
+        await self._redis.publish(CHANGES_CHANNEL, f"p:{partner.partner_id}")
+        return not_before
 
     async def _ancestors_for(self, partner_id: str, parent_id: str | None) -> list[str]:
         if parent_id is None:
@@ -367,33 +195,22 @@ class PartnerRegistry:
                 frontier.append((child, [*chain, child]))
         return chains
 
-    async def create_link(self, partner_id: str, body: dict[str, Any]) -> Link:
-        unknown = set(body) - {"campaign", "subId", "destination", "alias"}
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    async def create_link(self, partner_id: str, edit: LinkEdit) -> Link:
         partner = await self.get(partner_id)
-        campaign = _optional_text(body, "campaign", TAG_PATTERN)
-        sub_id = _optional_text(body, "subId", TAG_PATTERN)
-        destination = body.get("destination")
-        if destination is not None:
-            if not isinstance(destination, str):
-                raise InvalidInput("destination must be a URL string")
-            destination = self._destinations.check(destination)
-        alias = body.get("alias")
-        if alias is not None:
-            if not isinstance(alias, str):
-                raise InvalidInput("alias must be a string")
-            alias = validate_alias(alias, await self.codec())
+        destination = (
+            self._destinations.check(edit.destination) if edit.destination is not None else None
+        )
+        alias = validate_alias(edit.alias, await self.codec()) if edit.alias is not None else None
         link_num = int(await self._redis.incr(link_seq_key(partner.num)))
         fields = {
             "pnum": str(partner.num),
             "lnum": str(link_num),
             "partner_id": partner_id,
             "alias": alias or "",
-            "campaign": campaign or "",
-            "sub_id": sub_id or "",
+            "campaign": edit.campaign or "",
+            "sub_id": edit.sub_id or "",
             "destination": destination or "",
-            "created_at": str(_now_ms()),
+            "created_at": str(now_ms()),
         }
         if alias is not None and not await self._redis.set(
             alias_key(alias), f"{partner.num}:{link_num}", nx=True
@@ -423,5 +240,5 @@ class PartnerRegistry:
         return int(partner_num), int(link_num)
 
     async def partner_id_by_num(self, num: int) -> str | None:
-        value = await self._redis.hget(_PARTNER_BY_NUM, str(num))
+        value = await self._redis.hget(PARTNER_BY_NUM, str(num))
         return str(value) if value else None

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
-from edge.config import CONVERSION_STREAM
+from edge.streams import CONVERSION_STREAM, append_event
 
 REGISTRATION = "registration"
 REATTRIBUTION = "reattribution"
@@ -74,4 +73,4 @@ def reattribution_id(user_id: int, partner_id: str) -> str:
 
 
 async def record_conversion(redis: Redis, event: ConversionEvent) -> None:
-    await redis.xadd(CONVERSION_STREAM, {"e": orjson.dumps(event.to_json())})
+    await append_event(redis, CONVERSION_STREAM, event.to_json())

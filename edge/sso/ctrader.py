@@ -1,7 +1,7 @@
 """The cTrader backend client: cTrader ID users, their partner identifier, the Manager token.
 
 Every call carries `?token=`; the token never reaches a log line or an exception message
-(`redact_token`, and a filter on httpx's own loggers). Timeouts, connection errors, 5xx and
+(`edge.logs.redact_url`, and a filter on httpx's own loggers). Timeouts, connection errors, 5xx and
 `REQUEST_FREQUENCY_EXCEEDED` are retried with backoff; `CH_CLIENT_AUTH_FAILURE` and
 `CID_TOKEN_EXPIRED` renew a login-based token once and try again; any other 4xx is final.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import httpx
 import orjson
 
 from edge.backoff import RetryPolicy, with_retries
-from edge.config import Settings
+from edge.config import CTraderSettings
 from edge.errors import (
     CTraderAuthFailed,
     CTraderError,
@@ -29,6 +28,7 @@ from edge.errors import (
     CTraderUnavailable,
     InvalidInput,
 )
+from edge.logs import redact_url
 from edge.sso.http_pool import HttpPool
 
 log = logging.getLogger("invite.ctrader")
@@ -36,20 +36,12 @@ log = logging.getLogger("invite.ctrader")
 RATE_LIMITED = "REQUEST_FREQUENCY_EXCEEDED"
 TOKEN_REFUSED = frozenset({"CH_CLIENT_AUTH_FAILURE", "CID_TOKEN_EXPIRED"})
 MAX_DESCRIPTION = 300
-_TOKEN_IN_URL = re.compile(r"(token=)[^&#\s'\"]+")
-
-
-def redact_token(text: str) -> str:
-    """`text` with any `token=…` query value replaced by `***`."""
-    return _TOKEN_IN_URL.sub(r"\1***", text)
-
-
 class RedactTokens(logging.Filter):
     """httpx logs every request's URL at INFO: keep the Manager token out of it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "token=" in record.getMessage():
-            record.msg = redact_token(record.getMessage())
+            record.msg = redact_url(record.getMessage())
             record.args = None
         return True
 
@@ -98,7 +90,7 @@ def error_from_response(method: str, path: str, response: httpx.Response) -> CTr
             description = str(detail.get("description") or "")
     except orjson.JSONDecodeError:
         description = response.text
-    description = redact_token(description[:MAX_DESCRIPTION])
+    description = redact_url(description[:MAX_DESCRIPTION])
     message = f"cTrader {method} {path} answered {status} {error_code}"
     if description:
         message += f": {description}"
@@ -114,6 +106,14 @@ def error_from_response(method: str, path: str, response: httpx.Response) -> CTr
     error = kind(message, error_code=error_code, description=description, http_status=status)
     error.retry_after_s = retry_after_s(response)
     return error
+
+
+def retry_policy(settings: CTraderSettings) -> RetryPolicy:
+    """How patiently one cTrader call is tried: INVITE_CTRADER_ATTEMPTS, _BACKOFF_*, _TIMEOUT_MS."""
+    return RetryPolicy(
+        attempts=settings.attempts, base_s=settings.backoff_ms / 1000,
+        max_s=settings.backoff_max_ms / 1000, timeout_s=settings.timeout_ms / 1000,
+    )
 
 
 def retry_after_s(response: httpx.Response) -> float:
@@ -151,22 +151,12 @@ class CTraderClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, http: httpx.AsyncClient | HttpPool
+        cls, settings: CTraderSettings, http: httpx.AsyncClient | HttpPool
     ) -> CTraderClient:
         return cls(
-            http,
-            settings.ctrader_url,
-            settings.broker_crm_name,
-            token=settings.ctrader_token,
-            manager_login=int(settings.ctrader_manager_login)
-            if settings.ctrader_manager_login else None,
-            manager_password=settings.ctrader_manager_password,
-            policy=RetryPolicy(
-                attempts=settings.ctrader_attempts,
-                base_s=settings.ctrader_backoff_ms / 1000,
-                max_s=settings.ctrader_backoff_max_ms / 1000,
-                timeout_s=settings.ctrader_timeout_ms / 1000,
-            ),
+            http, settings.url, settings.broker_crm_name, token=settings.token,
+            manager_login=settings.manager_login, manager_password=settings.manager_password,
+            policy=retry_policy(settings),
         )
 
     @property

@@ -16,13 +16,13 @@ from starlette.routing import Route
 
 from edge.config import Settings
 from edge.errors import CTraderRejected, InvalidInput, NotFound
-from edge.registry.admin import bearer_only, json_body
-from edge.registry.partners import check_partner_id
+from edge.registry.model import check_partner_id
 from edge.signing import token_matches
 from edge.sso.ctrader import CTraderUser
 from edge.sso.jobs import DEAD
 from edge.sso.referrals import Referral, ReferralResolver
 from edge.sso.registrations import Registrations
+from edge.web import bearer_only, error_response, json_body
 
 ATTRIBUTION_FIELDS = frozenset({"token", "clickId", "partnerId"})
 USER_FIELDS = frozenset({"userId", "ctidTraderAccountId"})
@@ -30,7 +30,7 @@ PROFILE_LIMITS = {"email": 254, "preferredLanguage": 16, "nickName": 64, "firstN
 MAX_ID_DIGITS = 19
 
 hook_only = bearer_only(
-    lambda settings: settings.hook_tokens,
+    lambda settings: settings.tokens.hook,
     "the bearer token is not the hook token (INVITE_HOOK_TOKEN)",
 )
 
@@ -78,7 +78,7 @@ def profile_text(body: dict[str, Any], key: str) -> str | None:
 def _services(request: Request) -> tuple[Registrations, ReferralResolver, float]:
     state = request.app.state
     settings: Settings = state.settings
-    return state.registrations, state.referral_resolver, settings.hook_budget_ms / 1000
+    return state.registrations, state.referral_resolver, settings.ctrader.hook_budget_ms / 1000
 
 
 def _answer(user: CTraderUser, referral: Referral, state: str, duplicate: bool) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
 async def ctrader_attribution(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     expected_user, expected_password = (
-        settings.ctrader_webhook_user, settings.ctrader_webhook_password
+        settings.ctrader.webhook_user, settings.ctrader.webhook_password
     )
     if not expected_user or not expected_password:
         raise NotFound(
@@ -162,10 +162,9 @@ async def ctrader_attribution(request: Request) -> Response:
     user_ok = token_matches(given[0], (expected_user,))
     password_ok = token_matches(given[1], (expected_password,))
     if not (user_ok and password_ok):
-        return JSONResponse(
-            {"error": {"code": "unauthorized",
-                       "message": "send Basic auth with INVITE_CTRADER_WEBHOOK_USER/PASSWORD"}},
-            status_code=401, headers={"WWW-Authenticate": 'Basic realm="invite-edge"'},
+        return error_response(
+            401, "unauthorized", "send Basic auth with INVITE_CTRADER_WEBHOOK_USER/PASSWORD",
+            headers={"WWW-Authenticate": 'Basic realm="invite-edge"'},
         )
     body = await json_body(request)
     invited = positive_id(body, "invitedUserId", required=True)
@@ -173,7 +172,7 @@ async def ctrader_attribution(request: Request) -> Response:
     broker_name = body.get("brokerName")
     if not isinstance(broker_name, str) or not broker_name:
         raise InvalidInput("brokerName is required")
-    if settings.broker_crm_name and broker_name != settings.broker_crm_name:
+    if settings.ctrader.broker_crm_name and broker_name != settings.ctrader.broker_crm_name:
         raise InvalidInput(f"brokerName {broker_name[:64]!r} is not this broker")
     broker_partner_id = body.get("brokerPartnerId")
     if broker_partner_id is not None:

@@ -8,7 +8,6 @@ Entries leave the stream when done or dead; dead ones are copied to `invite:{out
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from edge.clock import now_ms
 from edge.errors import InviteError, UpstreamError
 
 PREFIX = "invite:{outbox}:"  # one hash tag: the scripts' keys share a Redis Cluster slot
@@ -67,10 +67,6 @@ def lease_key(key: str) -> str:
     return f"{PREFIX}lease:{key}"
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 @dataclass(frozen=True, slots=True)
 class Job:
     kind: str
@@ -102,7 +98,7 @@ class Outcome:
 def dead_letter(job: Job, entry_id: str, exc: BaseException, attempts: int) -> dict[str, Any]:
     return {
         "entry": entry_id, "kind": job.kind, "key": job.key, "job": job.payload,
-        "attempts": attempts, "ts": _now_ms(), "error": describe_error(exc),
+        "attempts": attempts, "ts": now_ms(), "error": describe_error(exc),
     }
 
 
@@ -135,7 +131,7 @@ class JobStore:
         """(created, state, entry id, error): a known key gives its state and writes nothing."""
         created, state, entry_id, error = await self._enqueue(
             keys=[job_key(job.key), STREAM, lease_key(job.key)],
-            args=[job.kind, job.key, orjson.dumps(job.payload), _now_ms(), IDEMPOTENCY_TTL_S,
+            args=[job.kind, job.key, orjson.dumps(job.payload), now_ms(), IDEMPOTENCY_TTL_S,
                   lease_ms, lease_owner],
         )
         return bool(int(created)), str(state), str(entry_id), orjson.loads(error) if error else None
@@ -146,7 +142,7 @@ class JobStore:
         """Record `done` or `dead` (with its dead letter), drop the entry, release the lease."""
         await self._finish(
             keys=[job_key(job.key), STREAM, lease_key(job.key), DEAD_LETTERS],
-            args=[state, entry_id, owner, _now_ms(), GROUP,
+            args=[state, entry_id, owner, now_ms(), GROUP,
                   orjson.dumps(letter) if letter else "", IDEMPOTENCY_TTL_S, DEAD_LETTERS_MAX],
         )
 
@@ -170,7 +166,7 @@ class JobStore:
     async def bury_unreadable(self, entry_id: str, fields: dict[str, str], reason: str) -> str:
         """Move an entry that is no job to the dead letters; returns the kind it claimed."""
         letter = {"entry": entry_id, "kind": fields.get("kind", ""), "key": fields.get("key", ""),
-                  "job": fields.get("job", ""), "attempts": 0, "ts": _now_ms(),
+                  "job": fields.get("job", ""), "attempts": 0, "ts": now_ms(),
                   "error": {"code": "unreadable", "message": reason}}
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(DEAD_LETTERS, {"e": orjson.dumps(letter)}, maxlen=DEAD_LETTERS_MAX)

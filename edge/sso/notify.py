@@ -17,8 +17,7 @@ import httpx
 import orjson
 
 from edge.backoff import RetryPolicy, with_retries
-from edge.errors import InvalidInput, WebhookRejected, WebhookUnavailable
-from edge.registry.links import DestinationPolicy
+from edge.errors import WebhookRejected, WebhookUnavailable
 from edge.sso.http_pool import HttpPool
 from edge.sso.jobs import Job
 
@@ -26,23 +25,6 @@ NOTIFICATION = "notification"
 SIGNATURE_HEADER = "X-Invite-Signature"
 EVENT_HEADER = "X-Invite-Event-Id"
 SIGNATURE_TOLERANCE_S = 300
-
-
-class _AnyHost(DestinationPolicy):
-    """The destination rules (scheme, no userinfo, no odd hosts) without the host allow-list."""
-
-    def _allows(self, canonical_host: str) -> bool:
-        return True
-
-
-_URL_RULES = _AnyHost(())
-
-
-def check_webhook_url(url: str) -> str:
-    try:
-        return _URL_RULES.check(url)
-    except InvalidInput as error:
-        raise InvalidInput("webhookUrl" + error.message.removeprefix("destination")) from None
 
 
 def webhook_secret(secret: str, partner_id: str) -> str:

@@ -9,16 +9,17 @@ the cTrader app's own flow sends. Whatever names the partner, it must exist and 
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
+from edge.clock import now_ms
 from edge.errors import InvalidAttribution, InvalidInput, PartnerSuspended, UnknownPartner
 from edge.hotpath.attribution import AttributionCodec
-from edge.registry.partners import Partner, PartnerRegistry, check_partner_id
+from edge.registry.model import Partner, check_partner_id
+from edge.registry.partners import PartnerRegistry
 from edge.streams import CLICK_STREAM, read_between
 
 # A click reaches the stream within its group commit (250 ms), or later from the spool; the
@@ -92,7 +93,7 @@ class ReferralResolver:
             return Referral(partner, attribution.click_id, attribution.campaign or "")
         if click_id is not None:
             clicked_at = click_time_ms(click_id)
-            now = int(time.time() * 1000)
+            now = now_ms()
             if clicked_at > now + FUTURE_TOLERANCE_MS:
                 raise InvalidAttribution(f"clickId {click_id!r} is from the future")
             if clicked_at < now - self._attribution_ms:

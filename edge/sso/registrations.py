@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 
+from edge.clock import now_ms
 from edge.errors import Conflict
-from edge.registry.partners import Partner, PartnerRegistry
+from edge.registry.model import Partner
+from edge.registry.partners import PartnerRegistry
 from edge.sso.conversions import (
     REATTRIBUTION,
     REGISTRATION,
@@ -56,10 +57,6 @@ def email_key(email: str) -> str:
 
 def pending_key(user_id: int) -> str:
     return f"{PREFIX}pending:{user_id}"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class AssignmentSender:
@@ -101,7 +98,7 @@ class Registrations:
         event = ConversionEvent(
             event_id=registration_id(user.user_id, user.ctid_trader_account_id),
             event_type=REGISTRATION,
-            ts=_now_ms(),
+            ts=now_ms(),
             user_id="" if user.user_id is None else str(user.user_id),
             ctid_trader_account_id=""
             if user.ctid_trader_account_id is None else str(user.ctid_trader_account_id),
@@ -187,7 +184,7 @@ class Registrations:
             await self._redis.hset(pending_key(invited_user_id), mapping={
                 "partnerUserId": str(partner_user_id),
                 "brokerPartnerId": broker_partner_id or "",
-                "ts": str(_now_ms()),
+                "ts": str(now_ms()),
             })
             await self._redis.expire(pending_key(invited_user_id), IDEMPOTENCY_TTL_S)
             return WebhookVerdict(PENDING_ATTRIBUTION, None)
@@ -199,7 +196,7 @@ class Registrations:
             event_id=registration_id(invited_user_id, None) if new
             else reattribution_id(invited_user_id, partner.partner_id),
             event_type=REGISTRATION if new else REATTRIBUTION,
-            ts=_now_ms(),
+            ts=now_ms(),
             user_id=str(invited_user_id),
             ctid_trader_account_id="",
             click_id="",

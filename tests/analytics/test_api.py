@@ -18,15 +18,11 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from analytics.api import (
-    MAX_CONCURRENT_EXPORTS,
-    ClickHouseUnavailable,
-    create_analytics_app,
-    create_analytics_routes,
-)
+from analytics.api import MAX_CONCURRENT_EXPORTS, create_analytics_app, create_analytics_routes
 from analytics.clickhouse import Client
 from edge.cli.embedded_redis import free_port
 from edge.config import Settings
+from edge.errors import ClickHouseUnavailable
 from edge.registry import tokens as partner_tokens
 from edge.signing import TokenSigner
 from tests.analytics.fixtures_api import (

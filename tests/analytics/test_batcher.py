@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from analytics.batcher import Batcher, BatcherMetrics
-from analytics.clickhouse import Client, InsertOutcome, dedup_windows, open_clickhouse
+from analytics.batcher import Batcher
+from analytics.batcher_metrics import BatcherMetrics
+from analytics.clickhouse import Client, open_clickhouse
+from analytics.insert import InsertOutcome, dedup_windows
 from analytics.pipeline import run_batcher
 from analytics.schema import migrate
-from edge.config import Settings
+from edge.config import BatcherSettings, Settings
 from edge.logs import configure_logging
-from edge.registry.links import DestinationPolicy
+from edge.registry.destinations import DestinationPolicy
+from edge.registry.edits import PartnerEdit
 from edge.registry.partners import PartnerRegistry
 from tests.analytics.conftest import (
     STREAM,
@@ -40,11 +44,14 @@ pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make_batcher(redis_url: str, clickhouse: Client, **options: Any) -> Batcher:
-    settings: dict[str, Any] = {
-        "consumer": "test", "flush_interval_s": 0.05, "claim_idle_ms": 300, **options,
-    }
-    return Batcher(Redis.from_url(redis_url), clickhouse, **settings)
+def make_batcher(
+    redis_url: str, clickhouse: Client, metrics: BatcherMetrics | None = None, **options: Any
+) -> Batcher:
+    """A batcher with test-sized timings; `options` are BatcherSettings fields."""
+    settings = BatcherSettings(**{
+        "consumer": "test", "flush_ms": 50, "claim_idle_ms": 300, **options,
+    })
+    return Batcher(Redis.from_url(redis_url), clickhouse, settings, metrics=metrics)
 
 
 async def group_state(client: Redis, group: str = "batcher") -> dict[str, int]:
@@ -287,7 +294,7 @@ def test_a_batch_is_flushed_when_full_before_its_interval(
 ) -> None:
     add_events(redis_client, [click_event() for _ in range(250)])
     batcher = make_batcher(
-        redis_server.url, clickhouse, batch_max_rows=100, flush_interval_s=30, claim_idle_ms=60_000
+        redis_server.url, clickhouse, batch_rows=100, flush_ms=30_000, claim_idle_ms=60_000
     )
 
     async def two_batches_in() -> bool:
@@ -304,7 +311,7 @@ def test_a_batch_is_flushed_when_full_before_its_interval(
 def test_stop_flushes_what_was_read(
     redis_client: redis.Redis, redis_server: RedisServer, clickhouse: Client
 ) -> None:
-    batcher = make_batcher(redis_server.url, clickhouse, flush_interval_s=30, claim_idle_ms=60_000)
+    batcher = make_batcher(redis_server.url, clickhouse, flush_ms=30_000, claim_idle_ms=60_000)
 
     async def scenario() -> None:
         task = asyncio.create_task(batcher.run())
@@ -401,8 +408,8 @@ def test_invite_batcher_drains_the_stream_syncs_partners_and_exits_on_sigterm(
     async def register_partners() -> None:
         client = Redis.from_url(redis_server.url, decode_responses=True)
         registry = PartnerRegistry(client, SECRET, DestinationPolicy(["register.broker.test"]))
-        await registry.upsert("master", {"type": "ib"})
-        await registry.upsert("sub-1", {"parentPartnerId": "master"})
+        await registry.upsert("master", PartnerEdit.from_json({"type": "ib"}))
+        await registry.upsert("sub-1", PartnerEdit.from_json({"parentPartnerId": "master"}))
         await client.aclose()
 
     asyncio.run(register_partners())
@@ -446,12 +453,12 @@ class _KilledAfterInsert(Batcher):
 async def _serve() -> None:
     settings = Settings.from_env()
     configure_logging("text")
-    stats = await run_batcher(
-        settings, consumer="serve", flush_interval_s=0.05, claim_idle_ms=300,
-        progress_interval_s=0.5,
-    )
+    settings = replace(settings, batcher=BatcherSettings(
+        consumer="serve", flush_ms=50, claim_idle_ms=300
+    ))
+    stats = await run_batcher(settings, progress_interval_s=0.5)
     assert stats.inserted >= 0
-    clickhouse = open_clickhouse(settings.clickhouse_url)
+    clickhouse = open_clickhouse(settings.analytics.clickhouse_url)
     found: dict[str, int] = counts(clickhouse)
     found["partners"] = int(clickhouse.command(  # type: ignore[call-overload]
         "SELECT count() FROM invite.partners FINAL"
@@ -464,8 +471,10 @@ async def _worker(mode: str, redis_url: str, data_dir: str, consumer: str) -> No
     migrate(clickhouse)
     batcher_class = _KilledAfterInsert if mode == "kill-after-insert" else Batcher
     batcher = batcher_class(
-        Redis.from_url(redis_url), clickhouse, consumer=consumer, batch_max_rows=400,
-        flush_interval_s=0.05, claim_idle_ms=300, insert_lock_ttl_s=0.5,
+        Redis.from_url(redis_url), clickhouse, BatcherSettings(
+            consumer=consumer, batch_rows=400, flush_ms=50, claim_idle_ms=300,
+            insert_lock_ttl_s=0.5,
+        ),
     )
     if mode == "drain":
         await run_until(batcher, lambda: drained(batcher), within_s=60)

@@ -13,13 +13,15 @@ import redis
 from redis.asyncio import Redis
 
 from analytics import queries
-from analytics.batcher import CONVERSIONS, Batcher
+from analytics.batcher import Batcher
 from analytics.clickhouse import Client
 from analytics.conversions import conversion_row
-from analytics.enrich import BadEvent
-from analytics.queries import ClickFilter
-from edge.config import CONVERSION_STREAM
+from analytics.filters import ClickFilter
+from analytics.sinks import CONVERSIONS
+from edge.config import BatcherSettings
+from edge.errors import BadEvent
 from edge.sso.conversions import ConversionEvent
+from edge.streams import CONVERSION_STREAM
 from tests.analytics.test_batcher import run_until
 from tests.conftest import RedisServer
 
@@ -44,10 +46,9 @@ def add(client: redis.Redis, events: list[Any]) -> None:
 
 
 def drain_conversions(redis_url: str, clickhouse: Client, **options: Any) -> Batcher:
-    batcher = Batcher(
-        Redis.from_url(redis_url), clickhouse, consumer="test", sink=CONVERSIONS,
-        flush_interval_s=0.05, claim_idle_ms=300, **options,
-    )
+    settings = BatcherSettings(**{"consumer": "test", "flush_ms": 50, "claim_idle_ms": 300,
+                                  **options})
+    batcher = Batcher(Redis.from_url(redis_url), clickhouse, settings, CONVERSIONS)
 
     async def done() -> bool:
         groups = await batcher._redis.xinfo_groups(CONVERSION_STREAM)

@@ -5,20 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.enrich import (
-    CLICK_COLUMNS,
-    Agent,
-    BadEvent,
-    click_row,
-    decode_event,
-    parse_user_agent,
-    referer_host,
-)
+from analytics.enrich import CLICK_COLUMNS, Agent, click_row, parse_user_agent, referer_host
+from edge.errors import BadEvent
 from tests.analytics.conftest import click_event
 
 REAL_AGENTS = [
@@ -163,27 +155,6 @@ def test_events_that_break_a_rule_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(BadEvent, match=reason.replace("(", r"\(")):
         click_row(click_event(**overrides))
-
-
-@pytest.mark.parametrize(
-    ("fields", "reason"),
-    [
-        ({b"x": b"1"}, "no field 'e'"),
-        ({b"e": b"{oops"}, "not JSON"),
-        ({b"e": b"[1, 2]"}, "a JSON list, not an object"),
-    ],
-)
-def test_unreadable_entries_are_refused_with_the_reason(
-    fields: dict[bytes, bytes], reason: str
-) -> None:
-    with pytest.raises(BadEvent, match=reason):
-        decode_event(fields)
-
-
-def test_entries_decode_from_bytes_or_text_fields() -> None:
-    event = click_event()
-    assert decode_event({b"e": orjson.dumps(event)}) == event
-    assert decode_event({"e": orjson.dumps(event).decode()}) == event
 
 
 json_values = st.recursive(

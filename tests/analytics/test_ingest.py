@@ -12,15 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from analytics.clickhouse import (
-    CLICKS_INGEST,
-    Client,
-    InsertOutcome,
-    insert_bisecting,
-    insert_new_clicks,
-)
-from analytics.enrich import CLICK_COLUMNS, BadEvent, click_line, click_row
+from analytics.clickhouse import Client
+from analytics.enrich import CLICK_COLUMNS, click_line, click_row
+from analytics.insert import CLICKS_INGEST, InsertOutcome, insert_bisecting, insert_new_clicks
 from analytics.schema import CLICK_VIEWS
+from edge.errors import BadEvent
 from tests.analytics.conftest import click_event
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"

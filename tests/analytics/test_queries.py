@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics import queries
+from analytics import export, queries
 from analytics.clickhouse import Client
-from analytics.queries import ClickFilter
+from analytics.filters import ClickFilter
 from edge.errors import InvalidInput
 from tests.analytics.fixtures_api import (
     BOT,
@@ -342,10 +342,10 @@ def test_csv_arrives_in_chunks_not_in_one_piece(clickhouse: Client) -> None:
         click(at=DAY + timedelta(seconds=n), user_agent="x" * 200) for n in range(12_000)
     ])
 
-    chunks = list(queries.clicks_csv(clickhouse, ONE_DAY))
+    chunks = list(export.clicks_csv(clickhouse, ONE_DAY))
 
     assert len(chunks) > 3
-    assert max(len(chunk) for chunk in chunks) <= queries.CSV_CHUNK_BYTES
+    assert max(len(chunk) for chunk in chunks) <= export.CSV_CHUNK_BYTES
     assert b"".join(chunks).count(b"\n") == 12_001
 
 
@@ -377,7 +377,7 @@ def _every_query(f: ClickFilter, partner_id: str, campaign: str) -> list[queries
         *(queries.breakdown_ranked_query(f, by, 5) for by in queries.DIMENSIONS),
         *(queries.breakdown_query(f, by, [campaign]) for by in queries.DIMENSIONS),
         queries.breakdown_registrations_query(f, "campaign", [campaign]),  # type: ignore[list-item]
-        queries.clicks_csv_query(f), *queries.in_subtree_queries(partner_id, campaign),
+        export.clicks_csv_query(f), *queries.in_subtree_queries(partner_id, campaign),
     ]
 
 
@@ -444,15 +444,15 @@ def test_a_partner_or_campaign_question_has_no_orphans() -> None:
 
 
 def _csv_rows(clickhouse: Client, f: ClickFilter) -> list[dict[str, str]]:
-    text = b"".join(queries.clicks_csv(clickhouse, f)).decode()
+    text = b"".join(export.clicks_csv(clickhouse, f)).decode()
     return list(csv.DictReader(io.StringIO(text)))
 
 
 def test_csv_header_names_every_exported_column() -> None:
-    header = next(iter(queries._csv_chunks(io.BytesIO(b""))))
+    header = next(iter(export._csv_chunks(io.BytesIO(b""))))
 
-    assert header.decode().strip().split(",") == list(queries.CSV_COLUMNS)
-    assert "click_id" in queries.CSV_COLUMNS
+    assert header.decode().strip().split(",") == list(export.CSV_COLUMNS)
+    assert "click_id" in export.CSV_COLUMNS
 
 
 def test_click_ids_in_csv_are_uuids(clickhouse: Client) -> None:

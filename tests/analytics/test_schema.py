@@ -11,13 +11,15 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from redis.asyncio import Redis
 
 from analytics import queries
-from analytics.clickhouse import Client, open_clickhouse, redact_url
+from analytics.clickhouse import Client, open_clickhouse
 from analytics.enrich import CLICK_COLUMNS, click_row
 from analytics.partners_sync import PartnersSync
 from analytics.schema import CLICK_VIEWS, DATABASE, MIGRATIONS, migrate, rebuild_views
 from edge.errors import ConfigError
-from edge.registry.links import DestinationPolicy
-from edge.registry.partners import PartnerRegistry, partner_key
+from edge.registry.destinations import DestinationPolicy
+from edge.registry.edits import PartnerEdit
+from edge.registry.keys import partner_key
+from edge.registry.partners import PartnerRegistry
 from tests.analytics.conftest import assert_exactly_once, click_event
 from tests.conftest import SECRET, RedisServer
 
@@ -180,11 +182,6 @@ def test_an_unreachable_server_fails_without_showing_the_password() -> None:
     assert "hunter2secret" not in str(failed.value)
 
 
-def test_redact_url_leaves_urls_without_password_alone() -> None:
-    assert redact_url("chdb:///var/clickhouse") == "chdb:///var/clickhouse"
-    assert redact_url("https://u:p@h:8443/") == "https://u:***@h:8443/"
-
-
 # --- the partners dimension ---------------------------------------------------------------------
 
 
@@ -204,17 +201,21 @@ def test_partners_are_copied_with_their_tree_and_re_parenting_rewrites_the_subtr
         client = Redis.from_url(redis_server.url, decode_responses=True)
         registry = PartnerRegistry(client, SECRET, DestinationPolicy(["register.broker.test"]))
         sync = PartnersSync(client, clickhouse)
-        await registry.upsert("master", {"type": "ib", "name": "Master IB"})
-        await registry.upsert("ib-1", {"type": "ib", "parentPartnerId": "master"})
-        await registry.upsert("sub-1", {"parentPartnerId": "ib-1"})
-        await registry.upsert("other", {"type": "affiliate"})
+        await registry.upsert("master", PartnerEdit.from_json({"type": "ib", "name": "Master IB"}))
+        await registry.upsert(
+            "ib-1", PartnerEdit.from_json({"type": "ib", "parentPartnerId": "master"})
+        )
+        await registry.upsert("sub-1", PartnerEdit.from_json({"parentPartnerId": "ib-1"}))
+        await registry.upsert("other", PartnerEdit.from_json({"type": "affiliate"}))
         assert await sync.sync_once() == 4
         assert partners_table(clickhouse)["sub-1"] == (
             "ib-1", "individual", "active", "", ["master", "ib-1"], 3,
         )
         assert await sync.sync_once() == 0  # nothing changed, nothing written
 
-        await registry.upsert("ib-1", {"parentPartnerId": "other", "status": "suspended"})
+        await registry.upsert(
+            "ib-1", PartnerEdit.from_json({"parentPartnerId": "other", "status": "suspended"})
+        )
         assert await sync.sync_once() == 2
         table = partners_table(clickhouse)
         assert table["ib-1"] == ("other", "ib", "suspended", "", ["other"], 2)
@@ -233,7 +234,7 @@ def test_a_token_revocation_is_copied_to_the_partners_table(
         client = Redis.from_url(redis_server.url, decode_responses=True)
         registry = PartnerRegistry(client, SECRET, DestinationPolicy(["register.broker.test"]))
         sync = PartnersSync(client, clickhouse)
-        await registry.upsert("ib-rev", {"type": "ib"})
+        await registry.upsert("ib-rev", PartnerEdit.from_json({"type": "ib"}))
         await sync.sync_once()
         assert queries.tokens_not_before(clickhouse, "ib-rev") == 0
         stamp = time.time_ns() // 1_000_000 + 1  # as DELETE /api/partners/{id}/tokens does
@@ -241,7 +242,8 @@ def test_a_token_revocation_is_copied_to_the_partners_table(
                           mapping={"tokens_not_before": stamp, "updated_at": stamp})
         assert await sync.sync_once() == 1
         assert queries.tokens_not_before(clickhouse, "ib-rev") == stamp
-        await registry.upsert("ib-rev", {"name": "renamed"})  # other edits keep the stamp
+        # Other edits keep the stamp.
+        await registry.upsert("ib-rev", PartnerEdit.from_json({"name": "renamed"}))
         await sync.sync_once()
         assert queries.tokens_not_before(clickhouse, "ib-rev") == stamp
         await client.aclose()
@@ -263,7 +265,7 @@ def test_a_partner_change_reaches_the_table_without_waiting_for_the_interval(
             assert not task.done()
             await asyncio.sleep(0.01)
         started = time.monotonic()
-        await registry.upsert("late", {"type": "campaign", "name": "Spring"})
+        await registry.upsert("late", PartnerEdit.from_json({"type": "campaign", "name": "Spring"}))
         while "late" not in partners_table(clickhouse):
             assert time.monotonic() - started < 5, "the change was not synced"
             await asyncio.sleep(0.05)

@@ -22,7 +22,8 @@ CHROME = (
 
 
 def _codec(tmp_path: Path, secret: str = SECRET) -> AttributionCodec:
-    return AttributionCodec(make_settings(tmp_path, "redis://127.0.0.1:1/0", INVITE_SECRET=secret))
+    settings = make_settings(tmp_path, "redis://127.0.0.1:1/0", INVITE_SECRET=secret)
+    return AttributionCodec(settings.edge, settings.secrets)
 
 
 def _attribution(expires_at_ms: int = 4_000_000_000_000) -> Attribution:
@@ -68,7 +69,8 @@ def test_key_removed_from_rotation_stops_verifying(tmp_path: Path) -> None:
 
 @given(st.text(max_size=300))
 def test_any_text_decodes_to_none_or_an_attribution(text: str) -> None:
-    codec = AttributionCodec(make_settings(Path("/tmp/unused"), "redis://x:1/0"))
+    settings = make_settings(Path("/tmp/unused"), "redis://x:1/0")
+    codec = AttributionCodec(settings.edge, settings.secrets)
     result = codec.decode(text)
     assert result is None or isinstance(result, Attribution)
 

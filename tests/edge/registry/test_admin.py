@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from edge.registry import tokens as partner_tokens
-from edge.registry.partners import partner_key
+from edge.registry.keys import partner_key
 from edge.signing import TokenSigner
 from tests.conftest import EdgeServer, stream_events
 from tests.edge.helpers import create_link, put_partner

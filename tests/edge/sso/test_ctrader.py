@@ -19,7 +19,7 @@ from edge.errors import (
     CTraderUnavailable,
     InvalidInput,
 )
-from edge.sso.ctrader import CTraderClient, CTraderUser, redact_token
+from edge.sso.ctrader import CTraderClient, CTraderUser
 from tests.fake_ctrader import FakeCTrader
 
 T = TypeVar("T")
@@ -173,12 +173,6 @@ def test_token_never_reaches_logs_or_errors(
     assert fake_ctrader.fixed_token not in caplog.text
     assert "token=***" in caplog.text  # httpx's request lines are there, redacted
     assert fake_ctrader.fixed_token not in str(caught.value)
-
-
-def test_redact_token_hides_only_the_token() -> None:
-    assert redact_token("GET https://h/x?brokerCrmName=b&token=s3cr3t&userId=1") == (
-        "GET https://h/x?brokerCrmName=b&token=***&userId=1"
-    )
 
 
 def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:

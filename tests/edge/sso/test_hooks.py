@@ -43,7 +43,8 @@ def signed_token(edge: EdgeServer, partner_id: str, click_id: str, **changes: An
     fields = {"partner_id": partner_id, "campaign": "spring", "click_id": click_id,
               "visitor_id": click_id, "clicked_at_ms": now, "expires_at_ms": now + 60_000}
     fields.update(changes)
-    return AttributionCodec(edge.settings).encode(Attribution(**fields))
+    codec = AttributionCodec(edge.settings.edge, edge.settings.secrets)
+    return codec.encode(Attribution(**fields))
 
 
 def test_referral_with_partner_id_is_assigned_in_ctrader(

@@ -1,0 +1,144 @@
+"""What every room's HTTP routes share: bearer tokens, bodies read within their limit, the one JSON
+error response, health and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from edge.config import Settings
+from edge.errors import BadRequest, InviteError, Unauthorized, error_body
+from edge.signing import token_matches
+
+log = logging.getLogger("invite.web")
+
+MAX_BODY_BYTES = 64 * 1024
+READY_TIMEOUT_S = 1.0
+NO_STORE = {"Cache-Control": "private, no-store"}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+# A readiness check: raises (anything) when its dependency cannot serve.
+Check = Callable[[], Awaitable[object]]
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error every route answers with: `{"error": {"code", "message"}}`."""
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def invite_error_response(error: InviteError, headers: Mapping[str, str] | None = None) -> Response:
+    return error_response(error.status, error.code, error.message, headers)
+
+
+async def _invite_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InviteError)
+    return invite_error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (unknown route, wrong method) in the JSON error shape."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    log.warning("request failed: redis unavailable (%s)", type(exc).__name__)
+    return error_response(
+        503, "redis_unavailable", "Redis did not answer; check INVITE_REDIS_URL and retry"
+    )
+
+
+# For Starlette(exception_handlers=…): every error a route lets through, as JSON.
+EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    InviteError: _invite_error,
+    HTTPException: _http_error,
+    RedisError: _redis_error,
+}
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def bearer_only(
+    accepted: Callable[[Settings], Iterable[str]], refusal: str
+) -> Callable[[Endpoint], Endpoint]:
+    """Guard an endpoint with one of the (rotating) bearer tokens `accepted` picks from Settings."""
+
+    def guard(endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            if not token_matches(bearer_token(request), accepted(request.app.state.settings)):
+                raise Unauthorized(refusal)
+            return await endpoint(request)
+
+        return guarded
+
+    return guard
+
+
+admin_only = bearer_only(
+    lambda settings: settings.tokens.admin,
+    "the bearer token is not the admin token (INVITE_ADMIN_TOKEN)",
+)
+
+
+async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The request's JSON object ({} for an empty body); BadRequest for anything else."""
+    raw = await request.body()
+    if len(raw) > limit:
+        raise BadRequest(f"body larger than {limit} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def public_base_url(request: Request) -> str:
+    """INVITE_PUBLIC_URL, else the base URL the request came to."""
+    configured: str | None = request.app.state.settings.edge.public_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up (no dependency is asked)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readiness(
+    checks: Mapping[str, Check], details: Mapping[str, object] | None = None,
+    timeout_s: float = READY_TIMEOUT_S,
+) -> Response:
+    """200 when every dependency answers within the timeout, else 503 naming what did not."""
+    body: dict[str, object] = {"status": "ready"}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check(), timeout_s) for check in checks.values()),
+        return_exceptions=True,
+    )
+    for name, result in zip(checks, results, strict=True):
+        if isinstance(result, BaseException):
+            body["status"] = "unavailable"
+            body[name] = f"unreachable ({type(result).__name__})"
+        else:
+            body[name] = "ok"
+    body.update(details or {})
+    return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
