@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from analytics.api import create_analytics_app, create_analytics_routes
 from analytics.clickhouse import open_clickhouse
 from analytics.pipeline import run_batcher
-from analytics.schema import migrate
+from analytics.readiness import batcher_check, clickhouse_check
+from analytics.retention import migrate_with_retention
 from edge.app import EdgeApp, Extension, create_app
 from edge.config import Settings
 from edge.errors import ClickHouseUnavailable
@@ -49,7 +50,9 @@ def pipeline_lifespan(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = await asyncio.to_thread(open_clickhouse, settings.analytics.clickhouse_url)
         if settings.analytics.embedded:
-            applied = await asyncio.to_thread(migrate, client)
+            applied = await asyncio.to_thread(
+                migrate_with_retention, client, settings.analytics.clicks_retention_days
+            )
             if applied:
                 log.info("applied schema migrations %s", applied)
         shared.client = client
@@ -81,9 +84,14 @@ def pipeline_lifespan(
 def create_all_in_one_app(settings: Settings) -> EdgeApp:
     """`invite run`: the edge, the batcher and the analytics API in one process."""
     shared = SharedClient()
+    checks = {"clickhouse": clickhouse_check(shared)}
+    lag = batcher_check(settings)
+    if lag is not None:
+        checks["batcher"] = lag
     return create_app(settings, Extension(
         routes=create_analytics_routes(settings, shared),
         lifespan=pipeline_lifespan(settings, shared, run_pipeline=True),
+        ready_checks=checks,
     ))
 
 

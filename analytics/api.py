@@ -27,7 +27,9 @@ from analytics.filters import (
     parse_limit,
     single_values,
 )
+from analytics.privacy import Privacy
 from analytics.queries import BreakdownRow, SeriesPoint, Summary
+from analytics.readiness import batcher_check, clickhouse_check
 from edge.clock import iso_utc
 from edge.config import Settings
 from edge.errors import ClickHouseUnavailable, Forbidden, InvalidInput, InviteError
@@ -126,6 +128,7 @@ class AnalyticsApi:
         client_provider: ClientProvider,
         export_client_factory: ClientProvider,
     ) -> None:
+        self._settings = settings
         self._clickhouse_url = settings.analytics.clickhouse_url
         self._auth = ViewerAuth(settings)
         self._revocations = TokenRevocations()
@@ -140,6 +143,8 @@ class AnalyticsApi:
             Route("/api/analytics/timeseries", _json_errors(self.timeseries), methods=["GET"]),
             Route("/api/analytics/breakdown", _json_errors(self.breakdown), methods=["GET"]),
             Route("/api/analytics/clicks.csv", _json_errors(self.clicks_csv), methods=["GET"]),
+            *(Route(route.path, _json_errors(route.endpoint), methods=route.methods)
+              for route in Privacy(self._settings, self._call_with_shared_client).routes()),
             *dashboard.routes,
         ]
 
@@ -266,11 +271,13 @@ def create_analytics_app(settings: Settings, client: Client | ClientProvider) ->
     as a provider (one opened in a lifespan). The caller owns the client and closes it."""
     provider: ClientProvider = client if callable(client) else lambda: client
 
-    async def readyz(request: Request) -> Response:
-        async def clickhouse() -> object:
-            return await run_in_threadpool(lambda: provider().query("SELECT 1"))
+    checks = {"clickhouse": clickhouse_check(provider)}
+    lag = batcher_check(settings)
+    if lag is not None:
+        checks["batcher"] = lag
 
-        return await readiness({"clickhouse": clickhouse}, timeout_s=READY_TIMEOUT_S)
+    async def readyz(request: Request) -> Response:
+        return await readiness(checks, timeout_s=READY_TIMEOUT_S)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/dashboard", status_code=302)

@@ -8,7 +8,6 @@ rules; results are cached per UA string, since real traffic repeats them.
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from user_agents.parsers import (  # type: ignore[import-untyped]
 )
 
 from edge.errors import BadEvent
+from edge.spelling import CANONICAL_UUID
 from edge.streams import decode_payload
 
 __all__ = [
@@ -81,7 +81,6 @@ _TEXT_FIELDS = (
     "code", "campaign", "sub_id", "destination", "ip_hash", "ip_prefix", "user_agent", "referer",
     "accept_language", "country",
 )
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # ts outside this range is not a click time (ms: 2020-01-01 .. 2100-01-01).
 _TS_MIN_MS, _TS_MAX_MS = 1_577_836_800_000, 4_102_444_800_000
 
@@ -167,7 +166,7 @@ def click_row(event: Mapping[str, Any]) -> list[Any]:
     click_id = event.get("click_id")
     if not isinstance(click_id, str):
         raise BadEvent("click_id is missing or not a string")
-    if not _CANONICAL_UUID.fullmatch(click_id):  # what the edge writes: no parsing needed
+    if not CANONICAL_UUID.fullmatch(click_id):  # what the edge writes: no parsing needed
         try:
             click_id = str(uuid.UUID(click_id))  # the spelling ClickHouse prints back
         except ValueError:
@@ -255,7 +254,7 @@ def click_line(payload: bytes | str | None) -> tuple[str, int, bytes]:
     if (
         click_id.__class__ is str and ts.__class__ is int and kind.__class__ is str
         and outcome.__class__ is str and kind in KINDS and outcome in OUTCOMES
-        and _TS_MIN_MS <= ts < _TS_MAX_MS and _CANONICAL_UUID.fullmatch(click_id)
+        and _TS_MIN_MS <= ts < _TS_MAX_MS and CANONICAL_UUID.fullmatch(click_id)
         and event.get("first_click", True).__class__ is bool and _passes(event, raw)
     ):
         user_agent, referer = event.get("user_agent") or "", event.get("referer") or ""

@@ -32,15 +32,36 @@ CSV_COLUMNS: Final = (
     "visitor_id", "first_click", "method",
 )
 _CSV_EXPRESSIONS: Final = {"ancestors": "arrayStringConcat(ancestors, '>')"}
+# Text columns, whose values come from outside (campaigns, CDN headers, a clicker's Referer).
+_CSV_TEXT: Final = frozenset({
+    "partner_id", "ancestors", "campaign", "sub_id", "code", "kind", "outcome", "country",
+    "device", "os", "browser", "bot_family", "referer_host", "visitor_id", "method",
+})
+# OWASP's CSV injection rule: a cell a spreadsheet would read as a formula gets a leading "'".
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START_SQL: Final = "'^[=+\\-@\\t\\r]'"
+
+
+def neutralized_cell(value: str) -> str:
+    """A text cell of a CSV export, safe to open in a spreadsheet."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _csv_column(name: str) -> str:
+    expression = _CSV_EXPRESSIONS.get(name, name)
+    if name not in _CSV_TEXT:
+        return expression
+    neutralized = (
+        f"if(match({expression}, {_FORMULA_START_SQL}), concat('\\'', {expression}), "
+        f"{expression})"
+    )
+    return f"{neutralized} AS csv_{name}"
 
 
 def clicks_csv_query(f: ClickFilter) -> Query:
     """Raw click rows in table order, so ClickHouse streams them without sorting the range."""
     where, parameters = raw_where(f)
-    columns = ", ".join(
-        f"{_CSV_EXPRESSIONS[name]} AS csv_{name}" if name in _CSV_EXPRESSIONS else name
-        for name in CSV_COLUMNS
-    )
+    columns = ", ".join(_csv_column(name) for name in CSV_COLUMNS)
     tail = "ORDER BY partner_id, ts, click_id"
     return Query(select_final(columns, "clicks", where, tail, EXPORT_SETTINGS), parameters)
 

@@ -12,6 +12,7 @@ from starlette.datastructures import QueryParams
 from edge.clock import iso_utc
 from edge.errors import InvalidInput
 from edge.registry.model import PARTNER_ID_PATTERN, TAG_PATTERN
+from edge.spelling import is_ascii_digits
 
 DEFAULT_RANGE: Final = timedelta(days=30)
 MAX_RANGE: Final = timedelta(days=400)
@@ -100,21 +101,33 @@ def single_values(params: QueryParams, allowed: tuple[str, ...]) -> dict[str, st
 
 
 def parse_instant(name: str, raw: str, end_of_day: bool) -> datetime:
-    """An ISO 8601 date or date-time, as UTC. A bare date in `to` means the end of that day."""
+    """An ISO 8601 date or date-time, as UTC. A bare date in `to` means the end of that day.
+    Instants outside EARLIEST..LATEST are refused here, before any arithmetic could overflow."""
     try:
         if "T" not in raw and " " not in raw and len(raw) <= 10:
             day = date.fromisoformat(raw)
             instant = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return instant + timedelta(days=1) if end_of_day else instant
-        instant = datetime.fromisoformat(raw)
+            if end_of_day and instant < LATEST:
+                instant += timedelta(days=1)
+        else:
+            instant = datetime.fromisoformat(raw)
+            instant = (
+                instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+            )
     except ValueError:
         raise InvalidInput(
             f"{name} {raw[:40]!r} is not an ISO 8601 date (2025-05-01) or date-time "
             "(2025-05-01T12:00:00Z)"
         ) from None
-    if instant.tzinfo is None:
-        return instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: not a UTC instant Python can hold
+        raise _out_of_range(name, repr(raw[:40])) from None
+    if not EARLIEST <= instant <= LATEST:
+        raise _out_of_range(name, iso_utc(instant))
+    return instant
+
+
+def _out_of_range(name: str, shown: str) -> InvalidInput:
+    return InvalidInput(f"{name} {shown} is outside {iso_utc(EARLIEST)}..{iso_utc(LATEST)}")
 
 
 def parse_flag(name: str, raw: str) -> bool:
@@ -161,7 +174,7 @@ def parse_filter(
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_BREAKDOWN_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_BREAKDOWN_LIMIT:
+    if not is_ascii_digits(raw) or not 1 <= int(raw) <= MAX_BREAKDOWN_LIMIT:
         raise InvalidInput(
             f"limit {raw[:20]!r} must be a whole number from 1 to {MAX_BREAKDOWN_LIMIT}"
         )

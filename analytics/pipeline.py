@@ -16,7 +16,7 @@ from analytics.batcher import Batcher
 from analytics.batcher_metrics import BatcherStats
 from analytics.clickhouse import open_clickhouse
 from analytics.partners_sync import PartnersSync
-from analytics.schema import migrate
+from analytics.retention import migrate_with_retention
 from analytics.sinks import CLICKS, CONVERSIONS
 from edge.config import Settings
 from edge.errors import ConfigError
@@ -65,7 +65,9 @@ async def run_batcher(
         if clickhouse is None:
             return BatcherStats()
         if settings.analytics.embedded if migrate_schema is None else migrate_schema:
-            applied = await asyncio.to_thread(migrate, clickhouse)
+            applied = await asyncio.to_thread(
+                migrate_with_retention, clickhouse, settings.analytics.clicks_retention_days
+            )
             if applied:
                 log.info("applied schema migrations %s", applied)
         tune_gc()
@@ -119,16 +121,26 @@ async def _open_clickhouse_retrying(url: str, stop: asyncio.Event) -> Client | N
 
 
 async def _report_progress(batchers: tuple[Batcher, ...], interval_s: float) -> None:
+    """A summary line every interval_s, but only when something changed since the last one."""
+    last = _progress(batchers)
     while True:
         await asyncio.sleep(interval_s)
-        _log_progress(batchers)
+        now = _progress(batchers)
+        if now != last:
+            _log_progress(batchers)
+            last = now
+
+
+def _progress(batchers: tuple[Batcher, ...]) -> tuple[tuple[int, int, int, int], ...]:
+    return tuple(
+        (b.stats.inserted, b.stats.duplicates, b.stats.dead_letters, b.stats.lag)
+        for b in batchers
+    )
 
 
 def _log_progress(batchers: tuple[Batcher, ...]) -> None:
-    for batcher in batchers:
-        stats = batcher.stats
-        log.info(
-            "%s inserted %d, duplicates skipped %d, dead letters %d, batches %d, lag %d",
-            batcher.sink.name, stats.inserted, stats.duplicates, stats.dead_letters,
-            stats.batches, stats.lag,
-        )
+    log.info("; ".join(
+        f"{b.sink.name} inserted {b.stats.inserted}, duplicates skipped {b.stats.duplicates}, "
+        f"dead letters {b.stats.dead_letters}, lag {b.stats.lag}"
+        for b in batchers
+    ))

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import html
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -16,10 +16,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge.config import Settings
+from edge.config import RESTARTS_FILE, Settings
 from edge.errors import ConfigError
 from edge.gc_tuning import tune_gc
 from edge.hotpath import attribution
+from edge.hotpath.access_log import AccessLog
 from edge.hotpath.attribution import AttributionCodec, attribution_context_app
 from edge.hotpath.clicks import CLICK_WRITE_TIMEOUT_S, ClickWriter
 from edge.hotpath.metrics import CONTENT_TYPE_LATEST, EdgeMetrics
@@ -32,13 +33,15 @@ from edge.registry import admin, tokens
 from edge.registry.destinations import DestinationPolicy
 from edge.registry.partners import PartnerRegistry
 from edge.sso.service import create_sso
-from edge.web import EXCEPTION_HANDLERS, healthz, readiness
+from edge.web import EXCEPTION_HANDLERS, Check, healthz, readiness
 
 log = logging.getLogger("invite.app")
 
 REGISTRY_TIMEOUT_S = 2.0
 HOT_PATH_TIMEOUT_S = 0.25
 SHUTDOWN_DRAIN_S = 5.0
+# The analytics checks of `invite run` may wait for an insert on the shared engine.
+READY_TIMEOUT_S = 5.0
 DEMO_PAGE = Path(__file__).parent / "templates" / "register.html"
 
 
@@ -51,9 +54,11 @@ class EdgeApp:
         attribution_app: ASGIApp,
         rest: Starlette,
         edge_metrics: EdgeMetrics,
+        access_log: AccessLog | None = None,
     ) -> None:
-        self._redirect = redirect
+        self._redirect: ASGIApp = redirect
         self._attribution = attribution_app
+        self._rest: ASGIApp = rest
         self.rest = rest
         self.state = rest.state
         # Bound once: a labelled lookup per request would cost more than the increment.
@@ -62,6 +67,10 @@ class EdgeApp:
         self._count_attribution = count("attribution").inc
         self._count_api = count("api").inc
         self._count_other = count("other").inc
+        if access_log is not None:  # wrapped only when asked: the hot path pays nothing else
+            self._redirect = access_log.wrap(self._redirect)
+            self._attribution = access_log.wrap(self._attribution)
+            self._rest = access_log.wrap(self._rest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -78,7 +87,7 @@ class EdgeApp:
                 self._count_api()
             else:
                 self._count_other()
-        await self.rest(scope, receive, send)
+        await self._rest(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -87,13 +96,14 @@ class Extension:
 
     routes: Sequence[BaseRoute] = ()
     lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]] | None = None
+    ready_checks: Mapping[str, Check] = field(default_factory=dict)  # joined to /readyz
 
 
 async def readyz(request: Request) -> Response:
     writer: ClickWriter = request.app.state.writer
-    return await readiness(
-        {"redis": request.app.state.redis.ping}, {"spoolDepth": writer.spool_depth}
-    )
+    checks: dict[str, Check] = {"redis": request.app.state.redis.ping}
+    checks.update(request.app.state.ready_checks)
+    return await readiness(checks, {"spoolDepth": writer.spool_depth}, timeout_s=READY_TIMEOUT_S)
 
 
 async def metrics(request: Request) -> Response:
@@ -124,7 +134,7 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
     feed = open_redis(redis_url, timeout_s=REGISTRY_TIMEOUT_S, feed=True)
     destinations = DestinationPolicy(settings.edge.allowed_destinations)
     registry = PartnerRegistry(redis, settings.signing_secret, destinations)
-    edge_metrics = EdgeMetrics()
+    edge_metrics = EdgeMetrics(settings.private_redis_dir / RESTARTS_FILE)
     writer = ClickWriter(click_redis, Spool(settings.spool_dir), edge_metrics)
     resolver = LinkResolver(
         hot_redis, feed, PartnerRegistry(hot_redis, settings.signing_secret, destinations),
@@ -172,6 +182,7 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
     )
     state = rest.state
     state.settings = settings
+    state.ready_checks = extension.ready_checks
     state.redis = redis
     state.registry = registry
     state.writer = writer
@@ -185,5 +196,6 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
     state.referral_resolver = sso.referrals
     redirect = RedirectHandler(settings, resolver, writer, attribution_codec, edge_metrics)
     return EdgeApp(
-        redirect, attribution_context_app(settings.edge, attribution_codec), rest, edge_metrics
+        redirect, attribution_context_app(settings.edge, attribution_codec), rest, edge_metrics,
+        AccessLog(settings.edge.client_ip_header) if settings.edge.access_log else None,
     )

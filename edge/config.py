@@ -12,8 +12,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge.errors import ConfigError
+from edge.spelling import is_ascii_digits
 
 DEFAULT_REGISTRATION_URL = "http://127.0.0.1:8000/demo/register"
+# Where the generated tokens are kept under the data dir (file names, not secrets).
+ADMIN_TOKEN_FILE = "admin_token"  # noqa: S105
+HOOK_TOKEN_FILE = "hook_token"  # noqa: S105
+# `invite run`'s private Redis lives in this folder of the data dir; its supervisor counts the
+# restarts in RESTARTS_FILE there, which every process's /metrics reads.
+PRIVATE_REDIS_DIR = "redis"
+RESTARTS_FILE = "restarts"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -34,6 +42,7 @@ class EdgeSettings:
     country_header: str | None = None  # lower case
     client_ip_header: str | None = None  # lower case
     public_url: str | None = None  # the base printed in link urls; None: the request's
+    access_log: bool = False  # a line per request, the client's IP as its /24 or /48
 
     @property
     def attribution_seconds(self) -> int:
@@ -46,6 +55,7 @@ class TokenSettings:
 
     admin: tuple[str, ...]
     hook: tuple[str, ...]
+    from_environment: frozenset[str] = frozenset()  # "admin", "hook": set by a variable
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,8 @@ class BatcherSettings:
 @dataclass(frozen=True)
 class AnalyticsSettings:
     clickhouse_url: str  # chdb://DIR (the embedded engine) or http(s)://user:pass@host:8123/
+    ready_max_lag_s: int = 60  # /readyz answers 503 when the batcher is further behind
+    clicks_retention_days: int = 400  # raw clicks older than this are dropped (TTL)
 
     @property
     def embedded(self) -> bool:
@@ -122,6 +134,9 @@ class Settings:
     batcher: BatcherSettings
     analytics: AnalyticsSettings
     log_format: str = "text"
+    # The files under data_dir this call generated (INVITE_SECRET etc. were unset and the file
+    # did not exist yet): a token may be shown once, when it is new.
+    generated: frozenset[str] = frozenset()
 
     @property
     def signing_secret(self) -> str:
@@ -130,6 +145,10 @@ class Settings:
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def private_redis_dir(self) -> Path:
+        return self.data_dir / PRIVATE_REDIS_DIR
 
     def with_redis_url(self, url: str) -> Settings:
         """The same settings on another Redis (the private one `invite run` started)."""
@@ -144,7 +163,10 @@ class Settings:
         INVITE_REGISTRATION_URL is unset (`invite run` uses its own address)."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("INVITE_DATA_DIR") or "./var").resolve()
-        secret_list = _list(env.get("INVITE_SECRET")) or [_stored_secret(data_dir, "secret", 32)]
+        generated: set[str] = set()
+        secret_list = _list(env.get("INVITE_SECRET")) or [
+            _stored_secret(data_dir, "secret", 32, generated)
+        ]
         for value in secret_list:
             if len(value) < 16:
                 raise ConfigError("INVITE_SECRET: each key must be at least 16 characters")
@@ -157,15 +179,21 @@ class Settings:
             secrets=tuple(secret_list),
             tokens=TokenSettings(
                 admin=tuple(_list(env.get("INVITE_ADMIN_TOKEN"))
-                            or [_stored_secret(data_dir, "admin_token", 24)]),
+                            or [_stored_secret(data_dir, ADMIN_TOKEN_FILE, 24, generated)]),
                 hook=tuple(_list(env.get("INVITE_HOOK_TOKEN"))
-                           or [_stored_secret(data_dir, "hook_token", 24)]),
+                           or [_stored_secret(data_dir, HOOK_TOKEN_FILE, 24, generated)]),
+                from_environment=frozenset(
+                    name for name, variable in (
+                        ("admin", "INVITE_ADMIN_TOKEN"), ("hook", "INVITE_HOOK_TOKEN")
+                    ) if _list(env.get(variable))
+                ),
             ),
             edge=_edge_settings(env, default_registration_url),
             ctrader=_ctrader_settings(env),
             batcher=_batcher_settings(env),
             analytics=_analytics_settings(env, data_dir),
             log_format=log_format,
+            generated=frozenset(generated),
         )
 
 
@@ -193,6 +221,7 @@ def _edge_settings(env: Mapping[str, str], default_registration_url: str) -> Edg
         country_header=(env.get("INVITE_COUNTRY_HEADER") or "").lower() or None,
         client_ip_header=(env.get("INVITE_CLIENT_IP_HEADER") or "").lower() or None,
         public_url=(env.get("INVITE_PUBLIC_URL") or "").rstrip("/") or None,
+        access_log=_flag(env, "INVITE_ACCESS_LOG", False),
     )
 
 
@@ -205,7 +234,7 @@ def _ctrader_settings(env: Mapping[str, str]) -> CTraderSettings:
                 f"INVITE_CTRADER_URL={url!r} must be an http(s) base URL like https://host:port"
             )
     login = env.get("INVITE_CTRADER_MANAGER_LOGIN") or None
-    if login is not None and not (login.isascii() and login.isdigit()):
+    if login is not None and not is_ascii_digits(login):
         raise ConfigError(f"INVITE_CTRADER_MANAGER_LOGIN={login!r} is not a number")
     if login and not env.get("INVITE_CTRADER_MANAGER_PASSWORD"):
         raise ConfigError(
@@ -246,7 +275,11 @@ def _analytics_settings(env: Mapping[str, str], data_dir: Path) -> AnalyticsSett
         raise ConfigError(
             "INVITE_CLICKHOUSE_URL must be http(s)://user:pass@host:8123/ or chdb://DIR"
         )
-    return AnalyticsSettings(clickhouse_url=url)
+    return AnalyticsSettings(
+        clickhouse_url=url,
+        ready_max_lag_s=_int(env, "INVITE_READY_MAX_LAG_S", 60, 1, 86_400),
+        clicks_retention_days=_int(env, "INVITE_CLICKS_RETENTION_DAYS", 400, 1, 36_500),
+    )
 
 
 def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
@@ -267,7 +300,7 @@ def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) ->
         return default
     text = raw.strip()
     digits = text[1:] if text.startswith("-") else text
-    if not (digits.isascii() and digits.isdigit()):
+    if not is_ascii_digits(digits):
         raise ConfigError(f"{key}={raw!r} is not a whole number")
     value = int(text)
     if not low <= value <= high:
@@ -296,8 +329,9 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _stored_secret(data_dir: Path, name: str, nbytes: int) -> str:
-    """Read a generated secret from the data dir, creating it once (safe across processes)."""
+def _stored_secret(data_dir: Path, name: str, nbytes: int, generated: set[str]) -> str:
+    """Read a generated secret from the data dir, creating it once (safe across processes);
+    `generated` gets its name when this call created it."""
     path = data_dir / name
     try:
         return path.read_text().strip()
@@ -312,4 +346,5 @@ def _stored_secret(data_dir: Path, name: str, nbytes: int) -> str:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
+    generated.add(name)
     return value

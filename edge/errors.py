@@ -9,6 +9,7 @@
     │   ├── PartnerSuspended     the attribution names a suspended partner: not credited
     │   └── BadEvent             a stream entry or posted event that is not an event (says why)
     ├── BadRequest       400   the request body could not be read at all
+    │   └── BodyTooLarge   413   longer than the route takes (refused while reading)
     ├── Unauthorized     401   missing or wrong bearer token
     ├── Forbidden        403   a valid token outside its scope
     ├── NotFound         404   unknown partner, link or code
@@ -83,6 +84,11 @@ class BadEvent(InvalidInput):
 class BadRequest(InviteError):
     status = 400
     code = "bad_request"
+
+
+class BodyTooLarge(BadRequest):
+    status = 413
+    code = "body_too_large"
 
 
 class Unauthorized(InviteError):

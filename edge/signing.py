@@ -6,8 +6,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits: ample for tokens, shorter cookies.
 MAX_TOKEN_LENGTH = 4096
 
@@ -17,7 +19,15 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict unpadded base64url: the one spelling _b64encode gives, or ValueError. (The
+    standard decoder also takes padding, `+/`, and set unused low bits in the last character:
+    other spellings of the same bytes, which a signed value must not have.)"""
+    if _B64URL.fullmatch(text) is None:
+        raise ValueError("not unpadded base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise ValueError("not the canonical base64url spelling")
+    return raw
 
 
 class TokenSigner:

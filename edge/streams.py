@@ -12,7 +12,9 @@ from typing import Any, Final
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from edge.clock import now_ms
 from edge.errors import BadEvent
 from edge.redis_client import as_text
 
@@ -97,6 +99,36 @@ def id_key(entry_id: str) -> tuple[int, int]:
 def next_id(entry_id: str) -> str:
     ms, sequence = id_key(entry_id)
     return f"{ms}-{sequence + 1}"
+
+
+async def backlog(redis: Redis, stream: str, group: str) -> tuple[int, int]:
+    """(entries, age in ms of the oldest) of what the consumer group has not acknowledged yet:
+    its pending entries and those not delivered to it. (0, 0) when it is all caught up, or when
+    the stream or the group does not exist yet."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no such stream yet
+        return 0, 0
+    info = next((g for g in groups if as_text(g["name"]) == group), None)
+    if info is None:
+        return 0, 0
+    oldest: str | None = None
+    if int(info["pending"]):
+        oldest = as_text((await redis.xpending(stream, group))["min"])
+    unread = info.get("lag")
+    if unread is None or int(unread):
+        after = "(" + as_text(info["last-delivered-id"])
+        first = await redis.xrange(stream, after, "+", count=1)
+        if first:
+            first_id = as_text(first[0][0])
+            if oldest is None or id_key(first_id) < id_key(oldest):
+                oldest = first_id
+            if unread is None:
+                unread = await redis.xlen(stream)
+    entries = int(info["pending"]) + int(unread or 0)
+    if oldest is None:
+        return entries, 0
+    return entries, max(0, now_ms() - id_key(oldest)[0])
 
 
 async def read_between(

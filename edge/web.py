@@ -15,8 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edge.config import Settings
-from edge.errors import BadRequest, InviteError, Unauthorized, error_body
+from edge.errors import (
+    BadRequest,
+    BodyTooLarge,
+    InviteError,
+    Unauthorized,
+    Unavailable,
+    error_body,
+)
 from edge.signing import token_matches
+from edge.spelling import is_ascii_digits
 
 log = logging.getLogger("invite.web")
 
@@ -25,7 +33,8 @@ READY_TIMEOUT_S = 1.0
 NO_STORE = {"Cache-Control": "private, no-store"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-# A readiness check: raises (anything) when its dependency cannot serve.
+# A readiness check: raises when its dependency cannot serve (Unavailable with the reason); a
+# text it returns is shown instead of "ok" (a dependency it could not ask, say).
 Check = Callable[[], Awaitable[object]]
 
 
@@ -97,11 +106,28 @@ admin_only = bearer_only(
 )
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused (413) from its Content-Length or, without one, as soon as more
+    than `limit` bytes have arrived: an oversized body is never held whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not is_ascii_digits(declared.strip()):
+            raise BadRequest(f"Content-Length {declared[:20]!r} is not a number of bytes")
+        if int(declared) > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes ({int(declared)} declared)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request's JSON object ({} for an empty body); BadRequest for anything else."""
-    raw = await request.body()
-    if len(raw) > limit:
-        raise BadRequest(f"body larger than {limit} bytes")
+    raw = await read_body(request, limit)
     if not raw.strip():
         return {}
     try:
@@ -137,8 +163,11 @@ async def readiness(
     for name, result in zip(checks, results, strict=True):
         if isinstance(result, BaseException):
             body["status"] = "unavailable"
-            body[name] = f"unreachable ({type(result).__name__})"
+            body[name] = (
+                result.message if isinstance(result, Unavailable)
+                else f"unreachable ({type(result).__name__})"
+            )
         else:
-            body[name] = "ok"
+            body[name] = result if isinstance(result, str) else "ok"
     body.update(details or {})
     return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)

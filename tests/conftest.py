@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import threading
@@ -188,6 +189,31 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
+
+
+class Tracebacks(logging.Handler):
+    """Every log record carrying an exception, from our loggers and the server's."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or "Traceback" in record.getMessage():
+            self.records.append(record)
+
+
+@pytest.fixture
+def tracebacks() -> Iterator[Tracebacks]:
+    """Fails the test if anything logged a traceback meanwhile."""
+    handler = Tracebacks()
+    loggers = [logging.getLogger(name) for name in ("invite", "uvicorn.error", "")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+    assert [record.getMessage() for record in handler.records] == []
 
 
 @pytest.fixture

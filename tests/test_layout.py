@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("edge", "analytics")
 KERNEL = frozenset({
     "edge", "edge.config", "edge.errors", "edge.logs", "edge.redis_client", "edge.signing",
-    "edge.backoff", "edge.streams", "edge.web", "edge.clock", "edge.gc_tuning",
+    "edge.backoff", "edge.streams", "edge.web", "edge.clock", "edge.gc_tuning", "edge.spelling",
 })
 ROOMS = ("edge.hotpath", "edge.registry", "edge.sso", "edge.cli")
 # What analytics may use of the registry: tokens and partner reads (and their keys and models).

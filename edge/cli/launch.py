@@ -15,6 +15,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from edge.logs import server_logging
+
 SERVERS = ("uvicorn", "granian")
 GRACEFUL_SHUTDOWN_S = 10
 EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its address
@@ -22,15 +24,21 @@ EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its ad
 AppFactory = Callable[[], Any]
 
 
-def serve(factory: AppFactory, host: str, port: int, workers: int, server: str = "uvicorn") -> None:
-    """Run the app `factory()` builds until SIGINT/SIGTERM; lifespan shutdown drains the clicks."""
+def serve(
+    factory: AppFactory, host: str, port: int, workers: int, server: str = "uvicorn",
+    log_format: str = "text",
+) -> None:
+    """Run the app `factory()` builds until SIGINT/SIGTERM; lifespan shutdown drains the clicks.
+    With log_format "json" the server's own lines are JSON too."""
     if server == "uvicorn":
-        _serve_uvicorn(factory, host, port, workers)
+        _serve_uvicorn(factory, host, port, workers, server_logging(log_format))
     else:
-        _serve_granian(factory, host, port, workers)
+        _serve_granian(factory, host, port, workers, server_logging(log_format))
 
 
-def _serve_uvicorn(factory: AppFactory, host: str, port: int, workers: int) -> None:
+def _serve_uvicorn(
+    factory: AppFactory, host: str, port: int, workers: int, logging: dict[str, Any] | None
+) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -40,6 +48,7 @@ def _serve_uvicorn(factory: AppFactory, host: str, port: int, workers: int) -> N
     config = uvicorn.Config(
         factory, factory=True, host=host, port=port, workers=workers, access_log=False,
         lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False,
+        log_config=logging or uvicorn.config.LOGGING_CONFIG,
     )
     if workers > 1:
         # What uvicorn.run does for workers, minus its demand for an import string: the
@@ -49,13 +58,16 @@ def _serve_uvicorn(factory: AppFactory, host: str, port: int, workers: int) -> N
     uvicorn.Server(config).run()
 
 
-def _serve_granian(factory: AppFactory, host: str, port: int, workers: int) -> None:
+def _serve_granian(
+    factory: AppFactory, host: str, port: int, workers: int, logging: dict[str, Any] | None
+) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
     Granian(
         "invite-edge", address=host, port=port, workers=workers, interface=Interfaces.ASGI,
         log_access=False, workers_kill_timeout=GRACEFUL_SHUTDOWN_S, respawn_failed_workers=True,
+        log_dictconfig=logging,
     ).serve(target_loader=partial(_load, factory), wrap_loader=False)
 
 

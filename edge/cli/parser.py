@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 from edge.cli.launch import SERVERS
 from edge.errors import InviteError
 from edge.registry.model import PARTNER_STATUSES, PARTNER_TYPES, check_partner_id
+from edge.spelling import is_ascii_digits
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,7 +77,7 @@ def build_parser() -> Parser:
 
 
 def _positive_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not is_ascii_digits(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
 

@@ -16,11 +16,16 @@ from starlette.types import ASGIApp
 from edge import clock
 from edge.config import EdgeSettings
 from edge.errors import BadRequest, InvalidInput
-from edge.signing import TokenSigner
-from edge.web import error_response
+from edge.registry.model import PARTNER_ID_PATTERN
+from edge.signing import MAX_TOKEN_LENGTH, TokenSigner
+from edge.web import error_response, read_body
 
 COOKIE_NAME = "invite_ref"
 MAX_COOKIE_HEADER = 8192
+MAX_TEXT = 128  # campaigns, click and visitor ids, as the edge writes them
+# {"token": …}: a token is at most MAX_TOKEN_LENGTH characters.
+VERIFY_BODY_LIMIT = 2 * MAX_TOKEN_LENGTH
+LATEST_MS = 7_258_118_400_000  # 2200-01-01: times past it are no times this edge wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +85,36 @@ class AttributionCodec:
             return None
         try:
             fields = orjson.loads(payload)
-            attribution = Attribution(
-                partner_id=str(fields["p"]),
-                campaign=None if fields.get("c") is None else str(fields["c"]),
-                click_id=str(fields["k"]),
-                visitor_id=str(fields.get("v") or fields["k"]),
-                clicked_at_ms=int(fields["t"]),
-                expires_at_ms=int(fields["e"]),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except orjson.JSONDecodeError:
             return None
+        attribution = _checked(fields)
         now = clock.now_ms() if now_ms is None else now_ms
-        if attribution.expires_at_ms <= now:
+        if attribution is None or attribution.expires_at_ms <= now:
             return None
         return attribution
 
     def set_cookie_header(self, token: str) -> bytes:
         return f"{COOKIE_NAME}={token}{self._cookie_suffix}".encode("latin-1")
+
+
+def _checked(fields: object) -> Attribution | None:
+    """The attribution a signed payload holds, if every field has the type and range this edge
+    writes (a genuine signature over absurd numbers is still no attribution)."""
+    if not isinstance(fields, dict):
+        return None
+    partner_id, campaign, click_id = fields.get("p"), fields.get("c"), fields.get("k")
+    visitor_id = fields.get("v", click_id)
+    clicked_at, expires_at = fields.get("t"), fields.get("e")
+    if not (
+        isinstance(partner_id, str) and PARTNER_ID_PATTERN.fullmatch(partner_id)
+        and (campaign is None or (isinstance(campaign, str) and len(campaign) <= MAX_TEXT))
+        and isinstance(click_id, str) and 0 < len(click_id) <= MAX_TEXT
+        and isinstance(visitor_id, str) and 0 < len(visitor_id) <= MAX_TEXT
+        and type(clicked_at) is int and type(expires_at) is int
+        and 0 <= clicked_at <= expires_at < LATEST_MS
+    ):
+        return None
+    return Attribution(partner_id, campaign, click_id, visitor_id, clicked_at, expires_at)
 
 
 def cookie_value(cookie_header: str) -> str | None:
@@ -126,7 +144,7 @@ def attribution_context(request: Request, codec: AttributionCodec) -> Response:
 async def verify_token(request: Request) -> Response:
     codec: AttributionCodec = request.app.state.attribution_codec
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(await read_body(request, VERIFY_BODY_LIMIT))
     except orjson.JSONDecodeError:
         raise BadRequest("body is not JSON: send {\"token\": \"...\"}") from None
     token = body.get("token") if isinstance(body, dict) else None

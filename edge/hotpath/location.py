@@ -25,20 +25,27 @@ class Destination:
         before_fragment, _, fragment = url.partition("#")
         prefix, _, query = before_fragment.partition("?")
         # The edge sets partnerId, clickId and campaign itself: a destination's own copies
-        # would make the registration page see two values.
+        # would make the registration page see two values, after "&" or after ";" (which some
+        # backends also split on).
         query = "&".join(
-            pair for pair in query.split("&")
-            if pair and unquote_plus(pair.partition("=")[0]).strip().casefold()
-            not in _RESERVED_PARAMS_FOLDED
+            kept for kept in (
+                ";".join(part for part in pair.split(";") if not _names_reserved(part))
+                for pair in query.split("&")
+            ) if kept
         )
         return cls(prefix=prefix, query=query, fragment=fragment)
 
 
 # Characters a passed-through query pair keeps as they are; "%" only where it starts
-# an escape (see _BARE_PERCENT), and never "#", which would start a fragment.
-_QUERY_PAIR_SAFE = "!$'()*+,;=:/?%"
+# an escape (see _BARE_PERCENT), never "#", which would start a fragment, and never ";", which
+# some backends split pairs on ("x=1;partnerId=EVIL" would spoof the partner there).
+_QUERY_PAIR_SAFE = "!$'()*+,=:/?%"
 _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _RESERVED_PARAMS_FOLDED = frozenset(name.casefold() for name in RESERVED_PARAMS)
+
+
+def _names_reserved(pair: str) -> bool:
+    return unquote_plus(pair.partition("=")[0]).strip().casefold() in _RESERVED_PARAMS_FOLDED
 
 
 def build_location(destination: Destination, request_query: str, params: Mapping[str, str]) -> str:
@@ -69,7 +76,7 @@ def _passed_through_pairs(request_query: str) -> Iterator[str]:
         if not raw_name:
             continue
         # Decoded and case-folded so "partner%49d" or "PARTNERID" cannot slip a spoof through.
-        if unquote_plus(raw_name).strip().casefold() in _RESERVED_PARAMS_FOLDED:
+        if _names_reserved(pair):
             continue
         yield quote_from_bytes(_query_bytes(_BARE_PERCENT.sub("%25", pair)), _QUERY_PAIR_SAFE)
 

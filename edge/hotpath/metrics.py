@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from edge.hotpath.classify import Kind
 
@@ -13,8 +18,23 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
+class FileCounter(Collector):
+    """A counter another process keeps in a file (the supervisor of `invite run`'s private
+    Redis); absent while the file is."""
+
+    def __init__(self, name: str, documentation: str, path: Path) -> None:
+        self._name, self._documentation, self._path = name, documentation, path
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            value = int(self._path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return
+        yield CounterMetricFamily(self._name, self._documentation, value=value)
+
+
 class EdgeMetrics:
-    def __init__(self) -> None:
+    def __init__(self, redis_restarts_file: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -57,6 +77,11 @@ class EdgeMetrics:
             "invite_redirect_errors", "Redirects answered by the safety net", registry=r
         )
         self.redis_up.set(1)
+        if redis_restarts_file is not None:
+            r.register(FileCounter(
+                "invite_private_redis_restarts", "Restarts of the private Redis of `invite run`",
+                redis_restarts_file,
+            ))
 
     def redirect(self, kind: Kind, outcome: str) -> None:
         child = self._redirect_children.get((kind, outcome))

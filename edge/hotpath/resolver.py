@@ -19,6 +19,7 @@ log = logging.getLogger("invite.resolver")
 
 MAX_CACHED_CODES = 200_000
 RESUBSCRIBE_DELAY_S = 0.5
+REVALIDATE_CHUNK = 32  # links loaded at once: as many Redis connections
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +119,34 @@ class LinkResolver:
             params_tail=tail,
         )
 
+    async def revalidate(self) -> int:
+        """Load every cached code again and keep the answers; returns how many were loaded.
+
+        The cached links stay in use until the whole reload has succeeded: if Redis fails on the
+        way (it may still be loading its data after a restart), nothing is dropped and the caller
+        tries again, so a reconnect never costs a person's attribution.
+        """
+        generation = self._generation
+        codes = list(self._cache)
+        fresh: dict[str, ResolvedLink | None] = {}
+        for start in range(0, len(codes), REVALIDATE_CHUNK):
+            chunk = codes[start : start + REVALIDATE_CHUNK]
+            fresh.update(zip(chunk, await asyncio.gather(*map(self._load, chunk)), strict=True))
+        if generation == self._generation:  # no change message cleared the cache meanwhile
+            self._cache.update(fresh)
+        return len(fresh)
+
     async def watch_changes(self) -> None:
-        """Drop the cache on every registry change, and on (re)subscribing: messages may be lost."""
+        """Drop the cache on every registry change; on (re)subscribing, when messages may have
+        been lost, reload what is cached (it keeps being served until the reload succeeds)."""
         while True:
             try:
                 await self._feed.ping()  # connects (and maps a cluster) before subscribing
                 async with self._feed.pubsub() as pubsub:
                     await pubsub.subscribe(CHANGES_CHANNEL)
-                    self.clear()
+                    reloaded = await self.revalidate()
+                    if reloaded:
+                        log.info("change feed back; %d cached links reloaded", reloaded)
                     self.subscribed.set()
                     async for message in pubsub.listen():
                         if message.get("type") == "message":

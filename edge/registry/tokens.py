@@ -18,6 +18,7 @@ from edge.signing import TokenSigner
 PURPOSE = "partner-api"
 # Tokens issued before the ms clock were stamped in seconds.
 _SECONDS_BEFORE = 10**11
+_LATEST_MS = 7_258_118_400_000  # 2200-01-01
 
 
 def token_signer(secrets: Iterable[str]) -> TokenSigner:
@@ -41,6 +42,6 @@ def claims(signer: TokenSigner, token: str) -> tuple[str, int] | None:
     if not isinstance(decoded, dict):
         return None
     partner_id, issued = decoded.get("p"), decoded.get("iat", 0)
-    if not isinstance(partner_id, str) or not isinstance(issued, int):
+    if not isinstance(partner_id, str) or type(issued) is not int or not 0 <= issued < _LATEST_MS:
         return None
     return partner_id, issued * 1000 if issued < _SECONDS_BEFORE else issued

@@ -7,9 +7,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge.config import Settings
-from edge.errors import InvalidInput
 from edge.registry.model import check_partner_id
 from edge.registry.partners import PartnerRegistry
+from edge.spelling import whole_number
 from edge.sso.notify import SIGNATURE_HEADER, webhook_secret
 from edge.sso.outbox import Outbox
 from edge.web import admin_only
@@ -34,13 +34,12 @@ async def partner_webhook(request: Request) -> Response:
 @admin_only
 async def dead_letters(request: Request) -> Response:
     """Outbox jobs given up on (cTrader or a webhook refused them), newest first."""
-    raw_limit = request.query_params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_DEAD_LETTERS_SHOWN:
-        raise InvalidInput(f"limit must be a whole number 1..{MAX_DEAD_LETTERS_SHOWN}")
+    limit = whole_number(request.query_params.get("limit", "100"), "limit", 1,
+                         MAX_DEAD_LETTERS_SHOWN)
     outbox: Outbox = request.app.state.outbox
     return JSONResponse({
         "queued": await outbox.queued(),
-        "deadLetters": await outbox.dead_letters(int(raw_limit)),
+        "deadLetters": await outbox.dead_letters(limit),
     })
 
 

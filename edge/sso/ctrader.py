@@ -29,6 +29,7 @@ from edge.errors import (
     InvalidInput,
 )
 from edge.logs import redact_url
+from edge.spelling import is_ascii_digits
 from edge.sso.http_pool import HttpPool
 
 log = logging.getLogger("invite.ctrader")
@@ -118,7 +119,7 @@ def retry_policy(settings: CTraderSettings) -> RetryPolicy:
 
 def retry_after_s(response: httpx.Response) -> float:
     raw = response.headers.get("retry-after", "")
-    return float(raw) if raw.isdigit() else 0.0
+    return float(raw) if is_ascii_digits(raw) else 0.0
 
 
 class CTraderClient:

@@ -18,6 +18,7 @@ from edge.config import Settings
 from edge.errors import CTraderRejected, InvalidInput, NotFound
 from edge.registry.model import check_partner_id
 from edge.signing import token_matches
+from edge.spelling import is_ascii_digits
 from edge.sso.ctrader import CTraderUser
 from edge.sso.jobs import DEAD
 from edge.sso.referrals import Referral, ReferralResolver
@@ -27,7 +28,6 @@ from edge.web import bearer_only, error_response, json_body
 ATTRIBUTION_FIELDS = frozenset({"token", "clickId", "partnerId"})
 USER_FIELDS = frozenset({"userId", "ctidTraderAccountId"})
 PROFILE_LIMITS = {"email": 254, "preferredLanguage": 16, "nickName": 64, "firstName": 128}
-MAX_ID_DIGITS = 19
 
 hook_only = bearer_only(
     lambda settings: settings.tokens.hook,
@@ -48,7 +48,7 @@ def positive_id(body: dict[str, Any], key: str, *, required: bool = False) -> in
         if required:
             raise InvalidInput(f"{key} is required: a positive whole number")
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) <= MAX_ID_DIGITS:
+    if isinstance(value, str) and is_ascii_digits(value):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
         raise InvalidInput(f"{key} must be a positive whole number, not {str(value)[:40]!r}")

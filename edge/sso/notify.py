@@ -18,6 +18,7 @@ import orjson
 
 from edge.backoff import RetryPolicy, with_retries
 from edge.errors import WebhookRejected, WebhookUnavailable
+from edge.spelling import is_ascii_digits
 from edge.sso.http_pool import HttpPool
 from edge.sso.jobs import Job
 
@@ -48,7 +49,7 @@ def verify(
     """What a partner does with a notification: check the signature and its age."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     timestamp = fields.get("t", "")
-    if not timestamp.isdigit() or "v1" not in fields:
+    if not is_ascii_digits(timestamp) or "v1" not in fields:
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > tolerance_s:
         return False

@@ -20,6 +20,7 @@ from edge.errors import InvalidAttribution, InvalidInput, PartnerSuspended, Unkn
 from edge.hotpath.attribution import AttributionCodec
 from edge.registry.model import Partner, check_partner_id
 from edge.registry.partners import PartnerRegistry
+from edge.spelling import is_canonical_uuid
 from edge.streams import CLICK_STREAM, read_between
 
 # A click reaches the stream within its group commit (250 ms), or later from the spool; the
@@ -48,6 +49,13 @@ def click_time_ms(click_id: str) -> int:
         parsed = uuid.UUID(click_id)
     except ValueError:
         raise InvalidAttribution(f"clickId {click_id[:64]!r} is not a UUID") from None
+    if not is_canonical_uuid(click_id):
+        # One spelling only: upper case, braces, "urn:uuid:" or no dashes would name the same
+        # click without matching the click the stream holds (and its partner check).
+        raise InvalidAttribution(
+            f"clickId {click_id!r} is not in the canonical form {str(parsed)!r} (lower case, with "
+            "dashes), as the redirect and /attribution give it"
+        )
     if parsed.version != 7:
         raise InvalidAttribution(f"clickId {click_id!r} is not a UUIDv7 clickId of this edge")
     return parsed.int >> 80

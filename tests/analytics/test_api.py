@@ -382,7 +382,10 @@ def test_the_dashboard_is_a_page_with_its_script_and_styles(api: AnalyticsServer
 def test_health_and_readiness(api: AnalyticsServer) -> None:
     with api.client(None) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
-        assert http.get("/readyz").json() == {"status": "ready", "clickhouse": "ok"}
+        ready = http.get("/readyz").json()
+        assert (ready["status"], ready["clickhouse"]) == ("ready", "ok")
+        # The settings name a Redis nobody runs: the batcher's lag is unknown, not a failure.
+        assert ready["batcher"].startswith("unknown: Redis did not answer")
 
 
 def test_other_methods_are_405(api: AnalyticsServer) -> None:

@@ -275,3 +275,4 @@ def test_a_partner_change_reaches_the_table_without_waiting_for_the_interval(
         await feed.aclose()
 
     asyncio.run(scenario())
+

@@ -187,7 +187,7 @@ def test_suspended_partner_is_not_credited(
     ({"userId": -3, "partnerId": "ib-7"}, 422, "positive whole number"),
     ({"userId": 1, "partnerId": 7}, 422, "partnerId must be"),
     ({"userId": 1, "partnerId": "ib-7", "partnerID": "x"}, 422, "unknown field"),
-    (b"{" + b'"a": "' + b"x" * 70_000 + b'"}', 400, "larger than"),
+    (b"{" + b'"a": "' + b"x" * 70_000 + b'"}', 413, "larger than"),
 ], ids=["malformed", "not-object", "no-user", "two-users", "bad-digits", "bool", "negative",
         "partner-not-string", "unknown-field", "oversize"])
 def test_bad_hook_bodies_get_a_clear_4xx(
