@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test check bench-edge bench-pipeline bench-queries bench-hooks clean
+.PHONY: install run test check browser bench-edge bench-pipeline bench-queries bench-hooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ install: $(STAMP)
 run: install
 	INVITE_COOKIE_SECURE=$${INVITE_COOKIE_SECURE:-0} $(BIN)/invite run --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download). Where it
+# cannot be installed, those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1) || \
+	  echo "note: chromium could not be installed; the browser tests will skip"
 
 check: install
 	$(BIN)/ruff check .

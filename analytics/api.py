@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from analytics import dashboard, export, queries
 from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse
+from analytics.events import queries as funnel_events
 from analytics.filters import (
     FILTER_PARAMETERS,
     ClickFilter,
@@ -65,6 +66,7 @@ READY_TIMEOUT_S: Final = 10.0
 ClientProvider = Callable[[], Client]
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
+NO_FIGURES: Final = funnel_events.Figures()
 
 
 def summary_json(f: ClickFilter, summary: Summary) -> dict[str, Any]:
@@ -142,6 +144,7 @@ class AnalyticsApi:
             Route("/api/analytics/summary", _json_errors(self.summary), methods=["GET"]),
             Route("/api/analytics/timeseries", _json_errors(self.timeseries), methods=["GET"]),
             Route("/api/analytics/breakdown", _json_errors(self.breakdown), methods=["GET"]),
+            Route("/api/analytics/funnel", _json_errors(self.funnel), methods=["GET"]),
             Route("/api/analytics/clicks.csv", _json_errors(self.clicks_csv), methods=["GET"]),
             *(Route(route.path, _json_errors(route.endpoint), methods=route.methods)
               for route in Privacy(self._settings, self._call_with_shared_client).routes()),
@@ -150,16 +153,30 @@ class AnalyticsApi:
 
     async def summary(self, request: Request) -> Response:
         viewer, f, _ = self._question(request)
-        result = await self._ask(viewer, f, lambda client: queries.summary(client, f))
-        return JSONResponse(summary_json(f, result), headers=NO_STORE)
+
+        def question(client: Client) -> dict[str, Any]:
+            body = summary_json(f, queries.summary(client, f))
+            body.update(funnel_events.figures(client, f).to_json())
+            if not f.partner_scoped:  # the admin's: events no registration names yet
+                body["unattributedEvents"] = funnel_events.unattributed_events(client, f)
+            return body
+
+        return JSONResponse(await self._ask(viewer, f, question), headers=NO_STORE)
 
     async def timeseries(self, request: Request) -> Response:
         viewer, f, extra = self._question(request, "interval")
         interval = extra.get("interval", "day")
         queries.check_interval(f, interval)
-        points = await self._ask(viewer, f, lambda client: queries.timeseries(client, f, interval))
+
+        def question(client: Client) -> list[dict[str, Any]]:
+            points = queries.timeseries(client, f, interval)
+            by_bucket = funnel_events.figures_by_bucket(client, f, interval)
+            return [{**point_json(point),
+                     **by_bucket.get(int(point.start.timestamp()), NO_FIGURES).to_json()}
+                    for point in points]
+
         body = {"filter": filter_json(f), "interval": interval,
-                "points": [point_json(point) for point in points]}
+                "points": await self._ask(viewer, f, question)}
         return JSONResponse(body, headers=NO_STORE)
 
     async def breakdown(self, request: Request) -> Response:
@@ -167,11 +184,42 @@ class AnalyticsApi:
         if "by" not in extra:
             raise InvalidInput(f"by is required: one of {', '.join(queries.DIMENSIONS)}")
         by = extra["by"]
-        queries.dimension_column(by)
+        column = queries.dimension_column(by)
         limit = parse_limit(extra.get("limit"))
-        rows = await self._ask(viewer, f, lambda client: queries.breakdown(client, f, by, limit))
+
+        def question(client: Client) -> list[dict[str, Any]]:
+            rows = queries.breakdown(client, f, by, limit)
+            by_key = funnel_events.figures_by_key(client, f, column, [row.key for row in rows])
+            return [{**breakdown_row_json(row), **by_key.get(row.key, NO_FIGURES).to_json()}
+                    for row in rows]
+
         body = {"filter": filter_json(f), "by": by, "limit": limit,
-                "rows": [breakdown_row_json(row) for row in rows]}
+                "rows": await self._ask(viewer, f, question)}
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def funnel(self, request: Request) -> Response:
+        viewer, f, extra = self._question(request, "cohort")
+        cohort = extra.get("cohort", "clicks")
+        if cohort not in funnel_events.COHORTS:
+            raise InvalidInput(
+                f"cohort {cohort[:20]!r} must be one of {', '.join(funnel_events.COHORTS)}"
+            )
+
+        def question(client: Client) -> list[dict[str, Any]]:
+            summary = queries.summary(client, f)
+            if cohort == "clicks":
+                registrations, kyc, ftd, active = funnel_events.clicks_cohort(client, f)
+            else:
+                figures = funnel_events.figures(client, f)
+                registrations, kyc, ftd, active = (
+                    summary.registrations, figures.kyc_approved, figures.first_deposits,
+                    figures.active_traders,
+                )
+            counts = [summary.unique_visitors, registrations, kyc, ftd, active]
+            return [step.to_json() for step in funnel_events.steps(counts)]
+
+        body = {"filter": filter_json(f), "cohort": cohort,
+                "steps": await self._ask(viewer, f, question)}
         return JSONResponse(body, headers=NO_STORE)
 
     async def clicks_csv(self, request: Request) -> Response:

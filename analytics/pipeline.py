@@ -15,9 +15,10 @@ from prometheus_client import CollectorRegistry
 from analytics.batcher import Batcher
 from analytics.batcher_metrics import BatcherStats
 from analytics.clickhouse import open_clickhouse
+from analytics.events.crediting import Crediting
 from analytics.partners_sync import PartnersSync
 from analytics.retention import migrate_with_retention
-from analytics.sinks import CLICKS, CONVERSIONS
+from analytics.sinks import CLICKS, CONVERSIONS, EVENTS
 from edge.config import Settings
 from edge.errors import ConfigError
 from edge.gc_tuning import tune_gc
@@ -75,28 +76,36 @@ async def run_batcher(
         conversions = Batcher(
             redis, clickhouse, batcher_settings, CONVERSIONS, registry=batcher.metrics.registry
         )
+        events = Batcher(
+            redis, clickhouse, batcher_settings, EVENTS, registry=batcher.metrics.registry
+        )
+        crediting = Crediting(redis, clickhouse)
         partners = PartnersSync(
             redis, clickhouse, interval_s=batcher_settings.partners_sync_s, feed=feed
         )
         tasks = [
             loop.create_task(batcher.run(), name="batcher"),
             loop.create_task(conversions.run(), name="conversions-batcher"),
+            loop.create_task(events.run(), name="events-batcher"),
+            loop.create_task(crediting.run(), name="crediting"),
             loop.create_task(partners.run(), name="partners-sync"),
         ]
         progress = loop.create_task(
-            _report_progress((batcher, conversions), progress_interval_s), name="progress"
+            _report_progress((batcher, conversions, events), progress_interval_s),
+            name="progress",
         )
-        log.info("batcher %s reading %s and %s (group %s) into %s", batcher.consumer,
-                 batcher.stream, conversions.stream, batcher.group, redact_url(clickhouse_url))
+        log.info("batcher %s reading %s, %s and %s (group %s) into %s", batcher.consumer,
+                 batcher.stream, conversions.stream, events.stream, batcher.group,
+                 redact_url(clickhouse_url))
         stopped = loop.create_task(stop.wait())
         await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for worker in (batcher, conversions, partners):
+        for worker in (batcher, conversions, events, crediting, partners):
             worker.stop()
         await asyncio.gather(*tasks)  # a failure of any surfaces here
         progress.cancel()
         stopped.cancel()
         await asyncio.gather(progress, stopped, return_exceptions=True)
-        _log_progress((batcher, conversions))
+        _log_progress((batcher, conversions, events))
         await asyncio.to_thread(clickhouse.close)
         return batcher.stats
     finally:

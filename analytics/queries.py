@@ -39,6 +39,7 @@ DIMENSIONS: Final = {
     "referrer": "referer_host",
     "campaign": "campaign",
     "partner": "partner_id",
+    "subId": "sub_id",
 }
 _CONVERSION_DIMENSIONS: Final = frozenset({"campaign", "partner_id"})
 

@@ -160,6 +160,8 @@ def click_source(
     credited = [CREDITED] if by is not None or credited_only else []
     raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
     root = _subtree_root(f)
+    if by is not None and by not in ("campaign", "partner_id") and by not in VIEW_DIMENSIONS:
+        return Source(RAW, raw, raw_key=by)  # no view holds it (the sub-ID): raw clicks
     if by is not None and by not in ("campaign", "partner_id"):
         dimension = {**parameters, "dimension": VIEW_DIMENSIONS[by]}
         if f.campaign is not None or not (everyone or root is not None):

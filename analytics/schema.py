@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from analytics.events.schema import MIGRATION_7
+
 log = logging.getLogger("invite.schema")
 
 DATABASE = "invite"
@@ -442,6 +444,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         *(view.view_ddl for view in CLICK_VIEWS),
         DESCENDANTS_BREAKDOWN.backfill,
     )),
+    Migration(7, "funnel events: events, events_credited", MIGRATION_7),
 )
 
 

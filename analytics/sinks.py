@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from analytics.conversions import conversion_line, insert_conversions
 from analytics.enrich import click_line
+from analytics.events.sink import event_line, insert_events
 from analytics.insert import InsertOutcome, insert_new_clicks
 from edge.errors import BadEvent
 from edge.streams import (
@@ -15,6 +16,8 @@ from edge.streams import (
     CLICK_STREAM,
     CONVERSION_DEAD_LETTERS,
     CONVERSION_STREAM,
+    EVENT_DEAD_LETTERS,
+    EVENT_STREAM,
 )
 
 
@@ -49,7 +52,12 @@ CONVERSIONS = Sink(
     CONVERSION_DEAD_LETTERS, "invite:conversions:insert-lock", max_batch_rows=5_000,
     metrics_prefix="invite_conversions_batcher",
 )
-SINKS = (CLICKS, CONVERSIONS)
+# The broker's funnel events (edge/events): batches like the clicks'.
+EVENTS = Sink(
+    "events", event_line, insert_events, EVENT_STREAM, EVENT_DEAD_LETTERS,
+    "invite:events:insert-lock", metrics_prefix="invite_events_batcher",
+)
+SINKS = (CLICKS, CONVERSIONS, EVENTS)
 
 
 @dataclass(slots=True)

@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.config import RESTARTS_FILE, Settings
 from edge.errors import ConfigError
+from edge.events import routes as events
+from edge.events.intake import EventIntake
 from edge.gc_tuning import tune_gc
 from edge.hotpath import attribution
 from edge.hotpath.access_log import AccessLog
@@ -173,6 +175,7 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
             Route("/metrics", metrics),
             Route("/demo/register", demo_register),
             *admin.routes,
+            *events.routes,
             *attribution.routes,
             *sso.routes,
             *extension.routes,
@@ -190,6 +193,7 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
     state.metrics = edge_metrics
     state.metrics_registry = edge_metrics.registry
     state.attribution_codec = attribution_codec
+    state.event_intake = EventIntake(redis)
     state.partner_token_signer = tokens.token_signer(settings.secrets)
     state.outbox = sso.outbox
     state.registrations = sso.registrations

@@ -4,6 +4,7 @@ and passed down (nothing else reads the environment)."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ DEFAULT_REGISTRATION_URL = "http://127.0.0.1:8000/demo/register"
 # Where the generated tokens are kept under the data dir (file names, not secrets).
 ADMIN_TOKEN_FILE = "admin_token"  # noqa: S105
 HOOK_TOKEN_FILE = "hook_token"  # noqa: S105
+EVENTS_TOKEN_FILE = "events_token"  # noqa: S105
+_CURRENCY = re.compile(r"[A-Z]{3}")
 # `invite run`'s private Redis lives in this folder of the data dir; its supervisor counts the
 # restarts in RESTARTS_FILE there, which every process's /metrics reads.
 PRIVATE_REDIS_DIR = "redis"
@@ -55,7 +58,8 @@ class TokenSettings:
 
     admin: tuple[str, ...]
     hook: tuple[str, ...]
-    from_environment: frozenset[str] = frozenset()  # "admin", "hook": set by a variable
+    events: tuple[str, ...] = ()
+    from_environment: frozenset[str] = frozenset()  # "admin", "hook", "events": set by a variable
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class Settings:
     batcher: BatcherSettings
     analytics: AnalyticsSettings
     log_format: str = "text"
+    currency: str = "USD"  # INVITE_CURRENCY: every amount of events, commissions, statements
     # The files under data_dir this call generated (INVITE_SECRET etc. were unset and the file
     # did not exist yet): a token may be shown once, when it is new.
     generated: frozenset[str] = frozenset()
@@ -182,9 +187,12 @@ class Settings:
                             or [_stored_secret(data_dir, ADMIN_TOKEN_FILE, 24, generated)]),
                 hook=tuple(_list(env.get("INVITE_HOOK_TOKEN"))
                            or [_stored_secret(data_dir, HOOK_TOKEN_FILE, 24, generated)]),
+                events=tuple(_list(env.get("INVITE_EVENTS_TOKEN"))
+                             or [_stored_secret(data_dir, EVENTS_TOKEN_FILE, 24, generated)]),
                 from_environment=frozenset(
                     name for name, variable in (
-                        ("admin", "INVITE_ADMIN_TOKEN"), ("hook", "INVITE_HOOK_TOKEN")
+                        ("admin", "INVITE_ADMIN_TOKEN"), ("hook", "INVITE_HOOK_TOKEN"),
+                        ("events", "INVITE_EVENTS_TOKEN"),
                     ) if _list(env.get(variable))
                 ),
             ),
@@ -193,6 +201,7 @@ class Settings:
             batcher=_batcher_settings(env),
             analytics=_analytics_settings(env, data_dir),
             log_format=log_format,
+            currency=_currency(env),
             generated=frozenset(generated),
         )
 
@@ -280,6 +289,13 @@ def _analytics_settings(env: Mapping[str, str], data_dir: Path) -> AnalyticsSett
         ready_max_lag_s=_int(env, "INVITE_READY_MAX_LAG_S", 60, 1, 86_400),
         clicks_retention_days=_int(env, "INVITE_CLICKS_RETENTION_DAYS", 400, 1, 36_500),
     )
+
+
+def _currency(env: Mapping[str, str]) -> str:
+    currency = (env.get("INVITE_CURRENCY") or "USD").strip()
+    if _CURRENCY.fullmatch(currency) is None:
+        raise ConfigError(f"INVITE_CURRENCY={currency!r} must be an ISO 4217 code such as USD")
+    return currency
 
 
 def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:

@@ -7,6 +7,7 @@
     │   ├── InvalidAttribution   a forged or expired token, an unknown or mismatched clickId
     │   ├── UnknownPartner       the attribution names a partner the registry does not know
     │   ├── PartnerSuspended     the attribution names a suspended partner: not credited
+    │   ├── InvalidEvents        posted funnel events refused: `details` name index and field
     │   └── BadEvent             a stream entry or posted event that is not an event (says why)
     ├── BadRequest       400   the request body could not be read at all
     │   └── BodyTooLarge   413   longer than the route takes (refused while reading)
@@ -33,8 +34,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+
+def error_body(code: str, message: str) -> dict[str, dict[str, Any]]:
     """The JSON body of every HTTP error: `{"error": {"code", "message"}}`."""
     return {"error": {"code": code, "message": message}}
 
@@ -48,7 +51,7 @@ class InviteError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_json(self) -> dict[str, dict[str, str]]:
+    def to_json(self) -> dict[str, dict[str, Any]]:
         return error_body(self.code, self.message)
 
 
@@ -75,6 +78,22 @@ class UnknownPartner(InvalidInput):
 
 class PartnerSuspended(InvalidInput):
     code = "partner_suspended"
+
+
+class InvalidEvents(InvalidInput):
+    """Some posted events break a rule; none was stored. `details`: one {index, field, message}
+    per fault, index counting from 0 in the batch (the line number in an import)."""
+
+    code = "invalid_events"
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.details = details
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        body = error_body(self.code, self.message)
+        body["error"]["details"] = self.details
+        return body
 
 
 class BadEvent(InvalidInput):

@@ -23,6 +23,24 @@ CLICK_DEAD_LETTERS: Final = "invite:clicks:dead"
 # Attributed registrations (and later funnel events); their fields are a contract with analytics.
 CONVERSION_STREAM: Final = "invite:conversions"
 CONVERSION_DEAD_LETTERS: Final = "invite:conversions:dead"
+# The broker's funnel events (KYC, deposits, trades…), as accepted by POST /api/events. Their
+# dedup buckets share the hash tag, so one script checks and appends on one Redis Cluster slot.
+EVENT_STREAM: Final = "invite:{events}"
+EVENT_DEAD_LETTERS: Final = "invite:{events}:dead"
+# Partner notifications the analytics side finds (a referral's first deposit), for the edge's
+# outbox to send.
+NOTIFICATION_STREAM: Final = "invite:notifications"
+
+EVENT_TYPES: Final = (
+    "account_opened", "kyc_approved", "deposit", "withdrawal", "trade", "reversal",
+)
+# A funnel event in its stream: every key always there, all text ("" where the type has no such
+# field): ids and decimals as written, times in ms since the epoch.
+EVENT_FIELDS: Final = (
+    "event_id", "event_type", "ts", "user_id", "ctid_trader_account_id", "amount",
+    "original_amount", "original_currency", "symbol", "lots", "commission", "markup",
+    "position_id", "opened_at", "reverses", "source", "received_at",
+)
 
 FIELD: Final = "e"
 _FIELD_BYTES: Final = FIELD.encode()

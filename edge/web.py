@@ -46,7 +46,7 @@ def error_response(
 
 
 def invite_error_response(error: InviteError, headers: Mapping[str, str] | None = None) -> Response:
-    return error_response(error.status, error.code, error.message, headers)
+    return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
 
 
 async def _invite_error(request: Request, exc: Exception) -> Response:

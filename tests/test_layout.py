@@ -14,7 +14,7 @@ KERNEL = frozenset({
     "edge", "edge.config", "edge.errors", "edge.logs", "edge.redis_client", "edge.signing",
     "edge.backoff", "edge.streams", "edge.web", "edge.clock", "edge.gc_tuning", "edge.spelling",
 })
-ROOMS = ("edge.hotpath", "edge.registry", "edge.sso", "edge.cli")
+ROOMS = ("edge.hotpath", "edge.registry", "edge.sso", "edge.cli", "edge.events")
 # What analytics may use of the registry: tokens and partner reads (and their keys and models).
 REGISTRY_FOR_ANALYTICS = frozenset({
     "edge.registry.tokens", "edge.registry.partners", "edge.registry.model",
@@ -80,6 +80,11 @@ def test_the_registry_never_imports_the_sso_room() -> None:
 
 def test_the_hot_path_imports_neither_sso_cli_nor_admin_routes() -> None:
     assert offenders("edge.hotpath", ("edge.sso", "edge.cli", "edge.registry.admin")) == []
+
+
+def test_the_events_intake_uses_the_kernel_only() -> None:
+    assert offenders("edge.events", ("edge.hotpath", "edge.registry", "edge.sso",
+                                     "edge.cli")) == []
 
 
 def test_the_sso_room_never_imports_the_cli() -> None:

@@ -13,6 +13,17 @@ const CARDS = [
   ["conversionRate", "Registrations per visitor"], ["suspendedClicks", "Suspended partner"],
   ["orphanClicks", "Orphan visits"], ["unresolvedClicks", "Unresolved"],
 ];
+// The funnel events' figures: amounts arrive as decimal strings (exact), shown as they are.
+const MONEY = [
+  ["accounts", "Accounts opened"], ["kycApproved", "KYC approved"],
+  ["firstDeposits", "First deposits"], ["firstDepositAmount", "First-deposit amount"],
+  ["depositors", "Depositors"], ["depositAmount", "Deposits"],
+  ["withdrawalAmount", "Withdrawals"], ["activeTraders", "Active traders"], ["lots", "Lots"],
+  ["brokerRevenue", "Broker revenue"], ["commissions", "Commissions"],
+  ["unattributedEvents", "Events without a registration"],
+];
+const STEP_NAMES = { visitors: "Visitors", registrations: "Registrations", kyc: "KYC approved",
+  ftd: "First deposit", active: "Traded" };
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
@@ -36,6 +47,7 @@ function isoDay(date) {
 
 function formatted(value, key) {
   if (value === null || value === undefined) return "—";
+  if (typeof value === "string") return value;  // exact decimals from the API
   if (key === "conversionRate") return (value * 100).toFixed(1) + " %";
   return value.toLocaleString();
 }
@@ -79,6 +91,36 @@ function showCards(summary) {
     card.append(element("div", formatted(summary[key], key), "value"), element("div", label, "label"));
     cards.append(card);
   }
+}
+
+function showMoney(summary) {
+  const money = $("money");
+  money.replaceChildren();
+  for (const [key, label] of MONEY) {
+    if (!(key in summary)) continue;  // the admin's own figures, absent for a partner
+    const card = element("div", undefined, "card");
+    card.append(element("div", formatted(summary[key], key), "value"), element("div", label, "label"));
+    money.append(card);
+  }
+}
+
+function showFunnel(funnel) {
+  const most = Math.max(1, ...funnel.steps.map((s) => s.count));
+  const rows = funnel.steps.map((step) => {
+    const row = element("div", undefined, "step");
+    const bar = element("div", undefined, "bar");
+    bar.style.width = `${Math.max(1, (step.count / most) * 100)}%`;
+    const rate = step.rate === null ? "" : ` · ${(step.rate * 100).toFixed(1)} % of the step before`;
+    row.append(element("div", STEP_NAMES[step.step] || step.step, "name"), bar,
+               element("div", `${step.count.toLocaleString()}${rate}`, "count"));
+    return row;
+  });
+  $("funnel").replaceChildren(...rows);
+}
+
+function cohort() {
+  const checked = document.querySelector('input[name="cohort"]:checked');
+  return checked ? checked.value : "clicks";
 }
 
 function showChart(points) {
@@ -129,12 +171,16 @@ function breakdownTable(caption, rows) {
   const table = element("table");
   table.append(element("caption", caption));
   const head = element("tr");
-  for (const name of ["", "people", "bots", "visitors", "reg."]) head.append(element("th", name));
+  const columns = ["humanClicks", "botClicks", "uniqueVisitors", "registrations", "firstDeposits",
+    "depositAmount", "lots"];
+  for (const name of ["", "people", "bots", "visitors", "reg.", "FTD", "deposits", "lots"]) {
+    head.append(element("th", name));
+  }
   table.append(head);
   for (const row of rows) {
     const tr = element("tr");
     tr.append(row.key ? element("td", row.key) : element("td", "(none)", "none"));
-    for (const key of ["humanClicks", "botClicks", "uniqueVisitors", "registrations"]) {
+    for (const key of columns) {
       tr.append(element("td", formatted(row[key], key)));
     }
     table.append(tr);
@@ -155,9 +201,12 @@ async function refresh(event) {
   try {
     const series = new URLSearchParams(params);
     series.set("interval", "day");
-    const [summary, timeseries, ...breakdowns] = await Promise.all([
+    const funnelParams = new URLSearchParams(params);
+    funnelParams.set("cohort", cohort());
+    const [summary, timeseries, funnel, ...breakdowns] = await Promise.all([
       call("/api/analytics/summary", params).then((r) => r.json()),
       call("/api/analytics/timeseries", series).then((r) => r.json()),
+      call("/api/analytics/funnel", funnelParams).then((r) => r.json()),
       ...DIMENSIONS.map(([by]) => {
         const top = new URLSearchParams(params);
         top.set("by", by);
@@ -166,6 +215,8 @@ async function refresh(event) {
       }),
     ]);
     showCards(summary);
+    showMoney(summary);
+    showFunnel(funnel);
     showChart(timeseries.points);
     $("breakdowns").replaceChildren(
       ...breakdowns.map((result, i) => breakdownTable(DIMENSIONS[i][1], result.rows)));
@@ -200,5 +251,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
   $("filters").addEventListener("submit", refresh);
   $("csv").addEventListener("click", downloadCsv);
+  for (const radio of document.querySelectorAll('input[name="cohort"]')) {
+    radio.addEventListener("change", () => refresh());
+  }
   if ($("token").value) refresh();
 });

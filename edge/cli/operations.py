@@ -30,7 +30,8 @@ from edge.sso.jobs import JobStore
 OPERATOR_TIMEOUT_S = 5.0
 
 
-def _redis_url(settings: Settings) -> str:
+def redis_url_of(settings: Settings) -> str:
+    """INVITE_REDIS_URL, else the private Redis of a running `invite run` on the data dir."""
     url = settings.redis_url or running_url(settings.data_dir)
     if url is None:
         raise CliError("no Redis to talk to: start `invite run` first (it starts one), "
@@ -44,7 +45,7 @@ def _print_json(result: Any) -> None:
 
 async def registry_command(settings: Settings, args: argparse.Namespace) -> int:
     """`invite partner add|show`, `invite link create`."""
-    redis = open_redis(_redis_url(settings), timeout_s=OPERATOR_TIMEOUT_S)
+    redis = open_redis(redis_url_of(settings), timeout_s=OPERATOR_TIMEOUT_S)
     registry = PartnerRegistry(
         redis, settings.signing_secret, DestinationPolicy(settings.edge.allowed_destinations)
     )
@@ -106,7 +107,7 @@ def _what_to_do(error: CTraderError) -> str:
 
 async def dead_letters_command(settings: Settings, args: argparse.Namespace) -> int:
     """`invite ctrader dead-letters`: newest first, and how many jobs are queued."""
-    redis = open_redis(_redis_url(settings), timeout_s=OPERATOR_TIMEOUT_S)
+    redis = open_redis(redis_url_of(settings), timeout_s=OPERATOR_TIMEOUT_S)
     try:
         jobs = JobStore(redis)
         result = {"queued": await jobs.queued(),

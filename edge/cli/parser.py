@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, NoReturn
 
 from edge.cli.launch import SERVERS
@@ -71,6 +72,16 @@ def build_parser() -> Parser:
     create.add_argument("--destination", help="URL on an allowed host")
     create.add_argument("--base-url", default=None,
                         help="public base URL printed in the link (default INVITE_PUBLIC_URL)")
+
+    events = commands.add_parser("events", help="the broker's funnel events")
+    events_cmds = events.add_subparsers(dest="action", required=True, parser_class=Parser)
+    load = events_cmds.add_parser(
+        "import", help="back-fill events from a .csv or .ndjson file (resumable, idempotent)"
+    )
+    load.add_argument("file", metavar="FILE", type=Path, help="a .csv (header of the API's "
+                      "field names) or .ndjson file")
+    load.add_argument("--skip-bad", metavar="OUT", type=Path,
+                      help="write bad lines (with the reasons) to OUT and go on")
 
     _ctrader_commands(commands)
     return parser

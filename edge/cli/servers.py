@@ -15,7 +15,7 @@ from functools import partial
 from edge.app import create_app
 from edge.cli.embedded_redis import EmbeddedRedis, running_url
 from edge.cli.launch import EDGE_URL_FILE, AppFactory, serve
-from edge.config import ADMIN_TOKEN_FILE, HOOK_TOKEN_FILE, Settings
+from edge.config import ADMIN_TOKEN_FILE, EVENTS_TOKEN_FILE, HOOK_TOKEN_FILE, Settings
 from edge.errors import CliError
 from edge.logs import configure_logging, redact_url
 
@@ -61,7 +61,8 @@ def run_all(args: argparse.Namespace) -> int:
 
 
 _TOKENS = {"admin": (ADMIN_TOKEN_FILE, "INVITE_ADMIN_TOKEN"),
-           "hook": (HOOK_TOKEN_FILE, "INVITE_HOOK_TOKEN")}
+           "hook": (HOOK_TOKEN_FILE, "INVITE_HOOK_TOKEN"),
+           "events": (EVENTS_TOKEN_FILE, "INVITE_EVENTS_TOKEN")}
 
 
 def _token_shown(settings: Settings, role: str) -> str:
@@ -93,6 +94,7 @@ def banner(settings: Settings, base: str, *, private: bool) -> list[str]:
         f"  data dir      {settings.data_dir}",
         f"  admin token   {_token_shown(settings, 'admin')}",
         f"  hook token    {_token_shown(settings, 'hook')}",
+        f"  events token  {_token_shown(settings, 'events')}",
         "Create a first partner and link:",
         f"  curl -X PUT {base}/api/partners/p-1001 -H \"Authorization: Bearer {bearer}\" "
         "-d '{\"type\": \"ib\", \"name\": \"First IB\"}'",

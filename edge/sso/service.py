@@ -14,6 +14,7 @@ from edge.config import Settings
 from edge.hotpath.attribution import AttributionCodec
 from edge.registry.partners import PartnerRegistry
 from edge.sso import admin, hooks
+from edge.sso.announcements import Announcements
 from edge.sso.ctrader import CTraderClient
 from edge.sso.http_pool import HttpPool
 from edge.sso.notify import PartnerNotifier
@@ -30,6 +31,7 @@ class Sso:
     outbox: Outbox
     registrations: Registrations
     referrals: ReferralResolver
+    announcements: Announcements
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -37,8 +39,10 @@ class Sso:
 
     async def start(self) -> None:
         await self.outbox.start()
+        await self.announcements.start()
 
     async def close(self, deadline_s: float) -> None:
+        await self.announcements.close()
         await self.outbox.close(deadline_s)
         await self.http.aclose()
 
@@ -57,7 +61,7 @@ def create_sso(
     outbox.register(AssignmentSender(ctrader), registrations.on_assignment_accepted)
     outbox.register(PartnerNotifier(http, settings.signing_secret, _webhook_policy(ctrader.policy)))
     referrals = ReferralResolver(registry, codec, redis, settings.edge.attribution_seconds * 1000)
-    return Sso(http, outbox, registrations, referrals)
+    return Sso(http, outbox, registrations, referrals, Announcements(redis, registry, outbox))
 
 
 def _webhook_policy(ctrader: RetryPolicy) -> RetryPolicy:

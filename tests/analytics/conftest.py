@@ -20,7 +20,8 @@ CHROME_WINDOWS = (
     "Chrome/120.0.0.0 Safari/537.36"
 )
 STREAM = "invite:clicks"
-TABLES = ("clicks", "conversions", "partners", *(view.table for view in CLICK_VIEWS))
+TABLES = ("clicks", "conversions", "partners", "events", "events_credited",
+          *(view.table for view in CLICK_VIEWS))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,71 @@
+"""Funnel events from their stream into `invite.events`: checked again (the stream may hold what
+no intake wrote), turned into a JSONEachRow line, inserted once per eventId."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+from clickhouse_connect.driver.client import Client
+
+from analytics.insert import InsertOutcome, Table, insert_bisecting
+from edge.errors import BadEvent
+from edge.streams import EVENT_FIELDS as STREAM_FIELDS
+from edge.streams import EVENT_TYPES as TYPES
+from edge.streams import decode_payload
+
+EVENTS_TABLE: Final = Table("events", fmt="JSONEachRow")
+DECIMAL_FIELDS: Final = ("amount", "original_amount", "lots", "commission", "markup")
+TIME_FIELDS: Final = ("ts", "opened_at", "received_at")
+_DECIMAL: Final = re.compile(r"[0-9]{1,13}(?:\.[0-9]{1,8})?")
+_MS: Final = re.compile(r"[0-9]{1,15}")
+MAX_TEXT: Final = 128
+
+
+def event_row(event: dict[str, Any]) -> dict[str, Any]:
+    """The `invite.events` row of a stream event (times in seconds with ms decimals, decimals as
+    text, absent ones 0); BadEvent says what is wrong."""
+    if set(event) != set(STREAM_FIELDS):
+        missing = sorted(set(STREAM_FIELDS) - set(event))
+        raise BadEvent(f"not a funnel event of this edge (fields {missing or sorted(event)[:5]})")
+    if not all(isinstance(event[name], str) and len(event[name]) <= MAX_TEXT
+               for name in STREAM_FIELDS):
+        raise BadEvent("every field of a funnel event is a string of at most 128 characters")
+    if event["event_type"] not in TYPES or not event["event_id"]:
+        raise BadEvent(f"event_type {event['event_type'][:32]!r} or event_id is not valid")
+    row: dict[str, Any] = dict(event)
+    for name in DECIMAL_FIELDS:
+        value = event[name] or "0"
+        if _DECIMAL.fullmatch(value) is None:
+            raise BadEvent(f"{name} {value[:32]!r} is not a decimal")
+        row[name] = value
+    for name in TIME_FIELDS:
+        value = event[name] or "0"
+        if _MS.fullmatch(value) is None:
+            raise BadEvent(f"{name} {value[:32]!r} is not a time in ms")
+        row[name] = int(value) / 1000
+    if row["ts"] <= 0:
+        raise BadEvent("ts is missing")
+    return row
+
+
+def event_line(payload: bytes | str | None) -> tuple[str, int, bytes]:
+    """(event_id, ts in ms, the line inserted) of a stream entry's field `e`."""
+    event = decode_payload(payload)
+    row = event_row(event)
+    return str(event["event_id"]), int(event["ts"]), orjson.dumps(row)
+
+
+def insert_events(
+    client: Client, event_ids: Sequence[str], timestamps: Sequence[int], lines: Sequence[bytes],
+    keys: Sequence[str], *, token_prefix: str,
+) -> InsertOutcome:
+    """Insert the rows; a retry carries the same token and is dropped by ClickHouse, and
+    `events` (a ReplacingMergeTree) keeps one row per event_id should one ever arrive twice."""
+    outcome = InsertOutcome()
+    insert_bisecting(
+        client, EVENTS_TABLE, lines, keys, list(range(len(lines))), token_prefix, outcome
+    )
+    return outcome

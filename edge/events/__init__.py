@@ -1,0 +1,1 @@
+"""Funnel events from the broker: KYC, deposits, withdrawals, trades, reversals, accounts."""
