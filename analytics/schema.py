@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from analytics.events.schema import MIGRATION_7
+from analytics.events.schema import MIGRATION_7, MIGRATION_8_EVENTS
 
 log = logging.getLogger("invite.schema")
 
@@ -445,6 +445,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         DESCENDANTS_BREAKDOWN.backfill,
     )),
     Migration(7, "funnel events: events, events_credited", MIGRATION_7),
+    Migration(8, "events_credited.reversed: reversed events keep their credit", MIGRATION_8_EVENTS),
 )
 
 

@@ -72,8 +72,9 @@ def desired_rows(
 ) -> dict[str, tuple[Any, ...]]:
     """The credited rows (CREDITED_COLUMNS order, sign 1) these events of one user should have.
 
-    With `full`, `events` are all the user's events: reversed ones and reversals count nowhere,
-    and the earliest deposit left is the FTD. Otherwise they are new events of a user whose
+    With `full`, `events` are all the user's events: reversed ones are marked `reversed` (they
+    count in no figure, and the ledger credits their reversal), and the earliest deposit left is
+    the FTD. Otherwise they are new events of a user whose
     FTD and attribution stand, none of them a deposit or reversal.
     """
     events = sorted(events, key=lambda e: (e.ts, e.event_id))
@@ -85,14 +86,15 @@ def desired_rows(
         first_deposit = deposits[0].event_id if deposits else ""
     rows: dict[str, tuple[Any, ...]] = {}
     for event in events:
-        if event.event_type not in COUNTED or event.event_id in reversed_ids:
+        if event.event_type not in COUNTED:
             continue
         credit = timeline.at(event.ts)
         rows[event.event_id] = (
             event.event_id, event.event_type, event.ts, user_id, event.account,
             credit.partner_id, credit.ancestors, credit.campaign, *credit.dims[:1],
             credit.click_id, *credit.dims[1:], event.amount, event.lots, event.revenue,
-            event.symbol, 1 if event.event_id == first_deposit else 0, 1,
+            event.symbol, 1 if event.event_id == first_deposit else 0,
+            1 if event.event_id in reversed_ids else 0, 1,
         )
     return rows
 

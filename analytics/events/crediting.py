@@ -57,6 +57,7 @@ NAMES: Final = tuple(name for name, _ in CREDITED_COLUMNS)
 ZERO: Final = Decimal(0)
 # A user must be computed again from all its events when one of these arrives.
 RECOMPUTES: Final = frozenset({"account_opened", "deposit", "reversal"})
+REVERSED_MARK: Final = "reversed_kept"
 
 
 class Crediting:
@@ -121,6 +122,11 @@ class Crediting:
             marks["events"] = events_mark
         if conversions_mark:
             marks["conversions"] = conversions_mark
+        if not state.get(REVERSED_MARK):
+            # Crediting before schema migration 8 left reversed events out; credit their users
+            # again once, so the ledger finds the partner of every reversed deposit and trade.
+            changed_users |= self._users_with_reversals()
+            marks[REVERSED_MARK] = 1
         if not new_events and not changed_users:
             return 0, [], marks
         accounts = {e.account for e in new_events if e.account}
@@ -218,6 +224,13 @@ class Crediting:
             parameters={"since": since_ms},
         ).result_rows
         return {str(row[0]) for row in rows}, max((int(row[1]) for row in rows), default=0)
+
+    def _users_with_reversals(self) -> set[str]:
+        rows = self._clickhouse.query(
+            f"SELECT DISTINCT user_id FROM {DATABASE}.events WHERE user_id != '' AND event_id IN "
+            f"(SELECT reverses FROM {DATABASE}.events WHERE event_type = 'reversal')"
+        ).result_rows
+        return {str(row[0]) for row in rows}
 
     def _account_users(self, accounts: set[str], users: set[str]) -> dict[str, str]:
         """account → user, from account_opened events and the registrations' accounts."""

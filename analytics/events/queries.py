@@ -94,7 +94,7 @@ def figures_query(
     keys: Sequence[str] | None = None,
 ) -> Query:
     """The figures of the filter's credited events, per value of `key` (a column) and bucket."""
-    where, parameters = raw_where(f, "partner_id != ''")
+    where, parameters = raw_where(f, "partner_id != '' AND reversed = 0")
     if keys is not None:
         where += f" AND {key} IN {{keys:Array(String)}}"
         parameters = {**parameters, "keys": list(keys)}
@@ -135,7 +135,7 @@ def figures_by_key(
 
 def unattributed_events(client: Client, f: ClickFilter) -> int:
     """Events in the range whose user no registration names yet (the admin's question)."""
-    where, parameters = raw_where(f, "partner_id = ''")
+    where, parameters = raw_where(f, "partner_id = '' AND reversed = 0")
     rows = client.query(
         f"SELECT count() FROM (SELECT event_id FROM {DATABASE}.events_credited WHERE {where} "
         f"GROUP BY event_id HAVING sum(sign) > 0){QUERY_SETTINGS}",
@@ -179,7 +179,7 @@ def clicks_cohort_query(f: ClickFilter) -> Query:
     users = f"SELECT user_id FROM {DATABASE}.conversions FINAL WHERE {where}"
     per_user = (
         f"SELECT user_id, event_type, sum(sign) AS n, sum(sign * is_first_deposit) AS n_ftd "
-        f"FROM {DATABASE}.events_credited WHERE user_id IN ({users}) "
+        f"FROM {DATABASE}.events_credited WHERE user_id IN ({users}) AND reversed = 0 "
         "GROUP BY user_id, event_type"
     )
     sql = (

@@ -44,7 +44,8 @@ EVENTS_DDL: Final = f"""
     SETTINGS non_replicated_deduplication_window = 1000
 """
 
-CREDITED_COLUMNS: Final = (
+# Migration 7's columns as released; migration 8 adds `reversed` before `sign`.
+_CREDITED_COLUMNS_7: Final = (
     ("event_id", "String"),
     ("event_type", "LowCardinality(String)"),
     ("ts", "DateTime64(3, 'UTC')"),
@@ -67,10 +68,13 @@ CREDITED_COLUMNS: Final = (
     ("is_first_deposit", "UInt8"),
     ("sign", "Int8"),
 )
+# What crediting writes: a reversed deposit or trade keeps its row with `reversed = 1` (the
+# commissions ledger credits its reversal to the same partner), and counts in no figure.
+CREDITED_COLUMNS: Final = (*_CREDITED_COLUMNS_7[:-1], ("reversed", "UInt8"), ("sign", "Int8"))
 
 CREDITED_DDL: Final = f"""
     CREATE TABLE IF NOT EXISTS {DATABASE}.events_credited (
-        {", ".join(f"{name} {type_name}" for name, type_name in CREDITED_COLUMNS)},
+        {", ".join(f"{name} {type_name}" for name, type_name in _CREDITED_COLUMNS_7)},
         inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
         INDEX user_idx user_id TYPE bloom_filter GRANULARITY 4,
         INDEX event_idx event_id TYPE bloom_filter GRANULARITY 4
@@ -81,3 +85,7 @@ CREDITED_DDL: Final = f"""
 """
 
 MIGRATION_7: Final = (EVENTS_DDL, CREDITED_DDL)
+MIGRATION_8_EVENTS: Final = (
+    f"ALTER TABLE {DATABASE}.events_credited ADD COLUMN IF NOT EXISTS reversed UInt8 DEFAULT 0 "
+    "AFTER is_first_deposit",
+)

@@ -79,10 +79,20 @@ class Funnel:
                 await client.aclose()
         return asyncio.run(go())
 
+    def reversed_events(self) -> dict[str, str]:
+        """event id → partner of the reversed events (they keep their credit, marked)."""
+        rows = self.clickhouse.query(
+            "SELECT event_id, partner_id, sum(sign) AS live FROM invite.events_credited "
+            "WHERE reversed = 1 GROUP BY event_id, partner_id HAVING live > 0"
+        ).result_rows
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def credited(self) -> dict[str, tuple[Any, ...]]:
+        """The credited events that count in the figures (not reversed)."""
         rows = self.clickhouse.query(
             "SELECT event_id, partner_id, user_id, is_first_deposit, amount, ancestors, "
-            "sum(sign) AS live FROM invite.events_credited GROUP BY event_id, partner_id, "
+            "sum(sign) AS live FROM invite.events_credited WHERE reversed = 0 "
+            "GROUP BY event_id, partner_id, "
             "user_id, is_first_deposit, amount, ancestors HAVING live > 0"
         ).result_rows
         return {str(r[0]): (str(r[1]), str(r[2]), int(r[3]), Decimal(r[4]), tuple(r[5]))
@@ -137,6 +147,22 @@ def test_a_reversed_first_deposit_makes_the_next_deposit_the_first(funnel: Funne
     credited = funnel.credited()
     assert "d1" not in credited and "r1" not in credited
     assert credited["d2"][2] == 1
+    assert funnel.reversed_events() == {"d1": "ib-1"}  # its partner kept for the ledger
+
+
+def test_a_reversed_trade_keeps_its_partner_and_counts_in_no_figure(funnel: Funnel) -> None:
+    insert_registrations(funnel.clickhouse, "ib-1", 1, at=at(T0), user_id="7")
+    funnel.post(trade("t1", T0 + HOUR, "2"), trade("t2", T0 + 2 * HOUR, "1"))
+    funnel.credit()
+    funnel.post({"eventId": "r1", "type": "reversal", "ts": T0 + 3 * HOUR, "userId": 7,
+                 "reverses": "t1"})
+    funnel.credit()
+    assert set(funnel.credited()) == {"t2"}
+    assert funnel.reversed_events() == {"t1": "ib-1"}
+    lots = funnel.clickhouse.query(
+        "SELECT sum(sign * lots) FROM invite.events_credited WHERE reversed = 0"
+    ).result_rows[0][0]
+    assert Decimal(lots) == Decimal(1)
 
 
 def test_account_events_reach_the_user_through_account_opened(funnel: Funnel) -> None:
