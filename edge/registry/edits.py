@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.errors import InvalidInput
-from edge.registry.model import PARTNER_STATUSES, PARTNER_TYPES, TAG_PATTERN
+from edge.registry.model import PARTNER_STATUSES, PARTNER_TYPES, PLAN_ID_PATTERN, TAG_PATTERN
 
 MAX_NAME_LENGTH = 200
 
@@ -24,7 +24,8 @@ class Keep(enum.Enum):
 KEEP = Keep.KEEP
 
 PARTNER_FIELDS = frozenset(
-    {"parentPartnerId", "name", "type", "status", "destination", "webhookUrl", "ctidUserId"}
+    {"parentPartnerId", "name", "type", "status", "destination", "webhookUrl", "ctidUserId",
+     "planId"}
 )
 LINK_FIELDS = frozenset({"campaign", "subId", "destination", "alias"})
 
@@ -41,6 +42,7 @@ class PartnerEdit:
     destination: str | Keep | None = KEEP  # checked against the allow-list by the registry
     webhook_url: str | Keep | None = KEEP
     ctid_user_id: int | Keep | None = KEEP
+    plan_id: str | Keep | None = KEEP  # None: the nearest ancestor's plan applies
 
     def __post_init__(self) -> None:
         if self.type is not None and self.type not in PARTNER_TYPES:
@@ -51,6 +53,8 @@ class PartnerEdit:
             raise InvalidInput(f"name must be a string of at most {MAX_NAME_LENGTH} characters")
         if isinstance(self.ctid_user_id, int) and self.ctid_user_id < 1:
             raise InvalidInput(_CTID_USER_RULE)
+        if isinstance(self.plan_id, str) and not PLAN_ID_PATTERN.fullmatch(self.plan_id):
+            raise InvalidInput(_PLAN_ID_RULE)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> PartnerEdit:
@@ -77,6 +81,7 @@ class PartnerEdit:
                 body, "webhookUrl", "webhookUrl must be an http(s) URL string or null"
             ),
             ctid_user_id=ctid_user,
+            plan_id=_plan_id(body),
         )
 
 
@@ -114,6 +119,19 @@ class LinkEdit:
 
 
 _CTID_USER_RULE = "ctidUserId must be a positive whole number (a cTrader ID userId)"
+_PLAN_ID_RULE = (
+    "planId must be null or 1-64 characters of letters, digits and ._:@- starting with a letter "
+    "or digit"
+)
+
+
+def _plan_id(body: Mapping[str, Any]) -> str | Keep | None:
+    if "planId" not in body:
+        return KEEP
+    value = body["planId"]
+    if value is not None and (not isinstance(value, str) or not PLAN_ID_PATTERN.fullmatch(value)):
+        raise InvalidInput(_PLAN_ID_RULE)
+    return value
 
 
 def _refuse_unknown(body: Mapping[str, Any], known: frozenset[str]) -> None:

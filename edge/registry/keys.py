@@ -37,3 +37,15 @@ def alias_key(alias: str) -> str:
 def ctid_user_key(user_id: int) -> str:
     """The partner whose own cTrader ID user this is (cTrader's in-app invitations name it)."""
     return f"{PREFIX}ctid:{user_id}"
+
+
+# Every partner write appends the partner's new state here, in the write's transaction (never
+# trimmed: a few hundred bytes a change). The commissions ledger reads each partner's parent,
+# ancestors, status, plan and cTrader user as they were at an event's time.
+HISTORY_STREAM = PREFIX + "history"
+# Commission plans (analytics/commissions keeps them); a partner's planId must name one.
+PLANS_PREFIX = "invite:{commissions}:"
+
+
+def plan_key(plan_id: str) -> str:
+    return f"{PLANS_PREFIX}plan:{plan_id}"

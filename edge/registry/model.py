@@ -14,6 +14,8 @@ from edge.registry.links import LinkCodec
 PARTNER_TYPES = ("individual", "ib", "affiliate", "campaign")
 PARTNER_STATUSES = ("active", "suspended")
 PARTNER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
+# Commission plans: the same spelling as partner ids.
+PLAN_ID_PATTERN = PARTNER_ID_PATTERN
 # Campaigns and sub-IDs.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9._:@ /+-]{1,128}")
 
@@ -41,6 +43,7 @@ class Partner:
     updated_at: int
     webhook_url: str | None = None
     ctid_user_id: int | None = None
+    plan_id: str | None = None  # its own; None: the nearest ancestor's applies
 
     @property
     def level(self) -> int:
@@ -62,6 +65,7 @@ class Partner:
             "ancestors": list(self.ancestors),
             "webhookUrl": self.webhook_url,
             "ctidUserId": self.ctid_user_id,
+            "planId": self.plan_id,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
@@ -81,6 +85,7 @@ class Partner:
             updated_at=int(fields.get("updated_at") or 0),
             webhook_url=fields.get("webhook_url") or None,
             ctid_user_id=int(fields["ctid_user"]) if fields.get("ctid_user") else None,
+            plan_id=fields.get("plan") or None,
         )
 
 

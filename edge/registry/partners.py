@@ -17,6 +17,7 @@ from edge.registry.edits import KEEP, LinkEdit, PartnerEdit
 from edge.registry.keys import (
     CHANGES_CHANNEL,
     CODE_SALT,
+    HISTORY_STREAM,
     LOCK_KEY,
     PARTNER_BY_NUM,
     PARTNER_SEQ,
@@ -26,9 +27,11 @@ from edge.registry.keys import (
     link_key,
     link_seq_key,
     partner_key,
+    plan_key,
 )
 from edge.registry.links import LinkCodec, validate_alias
 from edge.registry.model import Link, Partner, check_partner_id
+from edge.streams import FIELD
 
 MAX_TREE_DEPTH = 32
 TOKENS_NOT_BEFORE = "tokens_not_before"  # partner hash field, ms: partner tokens issued earlier
@@ -117,6 +120,15 @@ class PartnerRegistry:
                     holder = await self._redis.get(ctid_user_key(ctid_user))
                     if holder and holder != partner_id:
                         raise Conflict(f"ctidUserId {ctid_user} belongs to partner {holder!r}")
+            if edit.plan_id is not KEEP:
+                if edit.plan_id is not None and not await self._redis.exists(
+                    plan_key(edit.plan_id)
+                ):
+                    raise InvalidInput(
+                        f"planId {edit.plan_id!r} does not exist: create it with "
+                        f"PUT /api/plans/{edit.plan_id}"
+                    )
+                fields["plan"] = edit.plan_id or ""
             if existing is None:
                 fields["num"] = str(await self._redis.incr(PARTNER_SEQ))
                 fields["created_at"] = str(now)
@@ -143,6 +155,8 @@ class PartnerRegistry:
                         pipe.sadd(children_key(parent_id), partner_id)
                 for descendant, chain in moved:
                     pipe.hset(partner_key(descendant), "ancestors", orjson.dumps(chain).decode())
+                for entry in _history(partner_id, now, fields, existing, moved):
+                    pipe.xadd(HISTORY_STREAM, {FIELD: orjson.dumps(entry)})
                 await pipe.execute()
         await self._redis.publish(CHANGES_CHANNEL, f"p:{partner_id}")
         return await self.get(partner_id), existing is None
@@ -242,3 +256,20 @@ class PartnerRegistry:
     async def partner_id_by_num(self, num: int) -> str | None:
         value = await self._redis.hget(PARTNER_BY_NUM, str(num))
         return str(value) if value else None
+
+
+def _history(
+    partner_id: str, now: int, fields: dict[str, str], existing: Partner | None,
+    moved: list[tuple[str, list[str]]],
+) -> list[dict[str, Any]]:
+    """The history entries of one write: the partner's state after it (what the ledger reads of
+    a partner at an event), and the new ancestors of each descendant a re-parenting moved."""
+    state = {
+        "p": partner_id, "ts": now, "parent": fields["parent"],
+        "ancestors": orjson.loads(fields["ancestors"]),
+        "status": fields.get("status", existing.status if existing else "active"),
+        "plan": fields.get("plan", (existing.plan_id or "") if existing else ""),
+        "ctid": fields.get("ctid_user", str(existing.ctid_user_id or "") if existing else ""),
+    }
+    return [state, *({"p": descendant, "ts": now, "ancestors": chain}
+                     for descendant, chain in moved)]
