@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from analytics import dashboard, export, queries
+from analytics import dashboard, export, links, names, queries, tree
 from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse
 from analytics.events import queries as funnel_events
@@ -67,6 +67,8 @@ ClientProvider = Callable[[], Client]
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 NO_FIGURES: Final = funnel_events.Figures()
+# The tree answers for a partner's subtree as a whole: includeDownline has no meaning there.
+TREE_PARAMETERS: Final = ("from", "to", "partnerId", "campaign")
 
 
 def summary_json(f: ClickFilter, summary: Summary) -> dict[str, Any]:
@@ -145,6 +147,7 @@ class AnalyticsApi:
             Route("/api/analytics/timeseries", _json_errors(self.timeseries), methods=["GET"]),
             Route("/api/analytics/breakdown", _json_errors(self.breakdown), methods=["GET"]),
             Route("/api/analytics/funnel", _json_errors(self.funnel), methods=["GET"]),
+            Route("/api/analytics/tree", _json_errors(self.tree), methods=["GET"]),
             Route("/api/analytics/clicks.csv", _json_errors(self.clicks_csv), methods=["GET"]),
             *(Route(route.path, _json_errors(route.endpoint), methods=route.methods)
               for route in Privacy(self._settings, self._call_with_shared_client).routes()),
@@ -189,9 +192,17 @@ class AnalyticsApi:
 
         def question(client: Client) -> list[dict[str, Any]]:
             rows = queries.breakdown(client, f, by, limit)
-            by_key = funnel_events.figures_by_key(client, f, column, [row.key for row in rows])
-            return [{**breakdown_row_json(row), **by_key.get(row.key, NO_FIGURES).to_json()}
-                    for row in rows]
+            keys = [row.key for row in rows]
+            if by == "link":  # its registrations and figures come through its clicks
+                beside = links.link_columns(client, f, keys)
+            else:
+                by_key = funnel_events.figures_by_key(client, f, column, keys)
+                beside = {key: by_key.get(key, NO_FIGURES).to_json() for key in keys}
+            if by == "partner":
+                named = names.names(client, keys)
+                for key in keys:
+                    beside[key]["name"] = named.get(key)
+            return [{**breakdown_row_json(row), **beside[row.key]} for row in rows]
 
         body = {"filter": filter_json(f), "by": by, "limit": limit,
                 "rows": await self._ask(viewer, f, question)}
@@ -222,23 +233,32 @@ class AnalyticsApi:
                 "steps": await self._ask(viewer, f, question)}
         return JSONResponse(body, headers=NO_STORE)
 
+    async def tree(self, request: Request) -> Response:
+        """The children of `partnerId` (the roots for the admin, the token's own partner for a
+        partner), each with its subtree's totals."""
+        viewer, f, extra = self._question(request, "limit", filters=TREE_PARAMETERS)
+        limit = tree.parse_tree_limit(extra.get("limit"))
+        body = await self._ask(viewer, f, lambda client: tree.tree(client, f, limit))
+        return JSONResponse(body, headers=NO_STORE)
+
     async def clicks_csv(self, request: Request) -> Response:
         viewer, f, _ = self._question(request)
         await self._ask(viewer, f, lambda client: None)  # the token and its scope
         return await self._exports.start(f)
 
     def _question(
-        self, request: Request, *extra: str
+        self, request: Request, *extra: str, filters: tuple[str, ...] = FILTER_PARAMETERS
     ) -> tuple[Viewer, ClickFilter, dict[str, str]]:
         viewer = self._auth.viewer(request)
-        values = single_values(request.query_params, FILTER_PARAMETERS + extra)
+        values = single_values(request.query_params, filters + extra)
         f = parse_filter(values, viewer.partner_id, datetime.now(UTC))
         return viewer, f, {name: values[name] for name in extra if name in values}
 
     async def _ask(self, viewer: Viewer, f: ClickFilter, question: Callable[[Client], T]) -> T:
         """Run a question on the shared client in a worker thread, after checking the partner
         token (401 when revoked) and its scope (403 for a partner outside its subtree, its
-        ancestors included)."""
+        ancestors included, and for ids nobody knows: a partner learns nothing of others), or
+        for the admin that the partner asked about exists (404 unknown_partner)."""
 
         def scoped(client: Client) -> T:
             self._revocations.check(client, viewer)
@@ -247,6 +267,8 @@ class AnalyticsApi:
                 client, root, f.partner_id
             ):
                 raise Forbidden(f"partner {f.partner_id} is not in the subtree of {root}")
+            if root is None and f.partner_id is not None:
+                names.check_known(client, f.partner_id)
             return question(client)
 
         async with self._queries:

@@ -30,7 +30,8 @@ QUERY_SETTINGS: Final = f" SETTINGS {rollups.RAW_SETTINGS}, max_execution_time =
 INTERVALS: Final = {"hour": rollups.HOUR, "day": rollups.DAY}
 _BUCKET_FUNCTIONS: Final = {"hour": "toStartOfHour", "day": "toStartOfDay"}
 # API name → column. Registrations carry only partner and campaign, so only those two
-# breakdowns report registrations.
+# breakdowns report registrations here (a link's come through its clicks: analytics/links.py).
+# `link` is the code as the click recorded it (an alias when the link was opened by its alias).
 DIMENSIONS: Final = {
     "country": "country",
     "device": "device",
@@ -40,6 +41,7 @@ DIMENSIONS: Final = {
     "campaign": "campaign",
     "partner": "partner_id",
     "subId": "sub_id",
+    "link": "code",
 }
 _CONVERSION_DIMENSIONS: Final = frozenset({"campaign", "partner_id"})
 
@@ -100,14 +102,14 @@ class BreakdownRow:
 
 # Aggregates over a rollup union (analytics/rollups.py): counts are sums, visitors merge their
 # states into one distinct count.
-_CLICK_COUNTS: Final = (
+CLICK_COUNTS: Final = (
     f"sumIf(n_clicks, {CREDITED}) AS credited_clicks, "
     f"sumIf(n_human, {CREDITED}) AS human_clicks"
 )
-_CLICK_METRICS: Final = (
-    f"{_CLICK_COUNTS}, uniqCombinedMergeIf(14)(visitor_state, {CREDITED}) AS unique_visitors"
+CLICK_METRICS: Final = (
+    f"{CLICK_COUNTS}, uniqCombinedMergeIf(14)(visitor_state, {CREDITED}) AS unique_visitors"
 )
-_BY_PEOPLE: Final = "human_clicks DESC, credited_clicks DESC, key"
+BY_PEOPLE: Final = "human_clicks DESC, credited_clicks DESC, key"
 
 
 def _over(source: Source, f: ClickFilter, columns: str, tail: str = "",
@@ -125,7 +127,7 @@ def select_final(
 
 def summary_clicks_query(f: ClickFilter) -> Query:
     columns = (
-        f"{_CLICK_METRICS}, sumIf(n_clicks, outcome = 'suspended') AS suspended_clicks, "
+        f"{CLICK_METRICS}, sumIf(n_clicks, outcome = 'suspended') AS suspended_clicks, "
         "sumIf(n_clicks, outcome = 'orphan') AS orphan_clicks, "
         "sumIf(n_clicks, outcome = 'unresolved') AS unresolved_clicks"
     )
@@ -138,14 +140,14 @@ def registrations_query(f: ClickFilter) -> Query:
     return Query(select_final("count()", "conversions", where), parameters)
 
 
-def _rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
+def rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
     return client.query(query.sql, parameters=query.parameters).result_rows
 
 
 def summary(client: Client, f: ClickFilter) -> Summary:
-    row = [int(value) for value in _rows(client, summary_clicks_query(f))[0]]
+    row = [int(value) for value in rows(client, summary_clicks_query(f))[0]]
     clicks, humans, visitors, suspended, orphans, unresolved = row
-    (registrations,) = _rows(client, registrations_query(f))[0]
+    (registrations,) = rows(client, registrations_query(f))[0]
     return Summary(
         clicks=clicks, human_clicks=humans, unique_visitors=visitors,
         registrations=int(registrations), suspended_clicks=suspended,
@@ -183,7 +185,7 @@ def timeseries_queries(f: ClickFilter, interval: str) -> tuple[Query, Query]:
     step = check_interval(f, interval)
     by_bucket = "GROUP BY bucket ORDER BY bucket"
     source = click_source(f, hourly=step == rollups.HOUR, credited_only=True)
-    clicks = _over(source, f, f"toUnixTimestamp(t) AS bucket, {_CLICK_METRICS}", by_bucket, step)
+    clicks = _over(source, f, f"toUnixTimestamp(t) AS bucket, {CLICK_METRICS}", by_bucket, step)
     bucket = f"toUnixTimestamp({_BUCKET_FUNCTIONS[interval]}(ts)) AS bucket"
     where, parameters = raw_where(f, "event_type = 'registration'", "partner_id != ''")
     registrations = Query(
@@ -195,8 +197,8 @@ def timeseries_queries(f: ClickFilter, interval: str) -> tuple[Query, Query]:
 def timeseries(client: Client, f: ClickFilter, interval: str) -> list[SeriesPoint]:
     """One point per bucket of the range, zero-filled."""
     clicks_query, registrations_query_ = timeseries_queries(f, interval)
-    clicks = {int(row[0]): row[1:] for row in _rows(client, clicks_query)}
-    registrations = {int(row[0]): int(row[1]) for row in _rows(client, registrations_query_)}
+    clicks = {int(row[0]): row[1:] for row in rows(client, clicks_query)}
+    registrations = {int(row[0]): int(row[1]) for row in rows(client, registrations_query_)}
     points = []
     for start in bucket_starts(f, interval):
         key = int(start.timestamp())
@@ -218,7 +220,7 @@ def dimension_column(by: str) -> str:
 # Dimensions with thousands of values: their top-N is found by counts alone first, and visitors
 # are merged for those keys only (merging visitor states is the expensive part). For the others
 # one pass is cheaper (docs/benchmarks.md, "Queries").
-_MANY_KEYS: Final = frozenset({"partner_id"})
+_MANY_KEYS: Final = frozenset({"partner_id", "code", "sub_id"})
 
 
 def _check_limit(limit: int) -> None:
@@ -231,8 +233,8 @@ def breakdown_ranked_query(f: ClickFilter, by: str, limit: int) -> Query:
     value up."""
     column = dimension_column(by)
     _check_limit(limit)
-    tail = f"GROUP BY key ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}}"
-    query = _over(click_source(f, by=column), f, f"key, {_CLICK_METRICS}", tail)
+    tail = f"GROUP BY key ORDER BY {BY_PEOPLE} LIMIT {{limit:UInt32}}"
+    query = _over(click_source(f, by=column), f, f"key, {CLICK_METRICS}", tail)
     return Query(query.sql, {**query.parameters, "limit": limit})
 
 
@@ -245,8 +247,8 @@ def breakdown_top_query(f: ClickFilter, by: str, limit: int) -> Query:
         click_source(f, by=column), f.start, f.end, visitors=False
     )
     sql = (
-        f"SELECT key, {_CLICK_COUNTS} FROM ({union}) "  # noqa: S608
-        f"GROUP BY key ORDER BY {_BY_PEOPLE} LIMIT {{limit:UInt32}}{QUERY_SETTINGS}"
+        f"SELECT key, {CLICK_COUNTS} FROM ({union}) "  # noqa: S608
+        f"GROUP BY key ORDER BY {BY_PEOPLE} LIMIT {{limit:UInt32}}{QUERY_SETTINGS}"
     )
     return Query(sql, {**parameters, "limit": limit})
 
@@ -262,7 +264,7 @@ def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query:
         raw=[*source.conditions.raw, in_raw_keys],
         parameters={**source.conditions.parameters, "keys": list(keys)},
     ), whole_raw=(*source.whole_raw, in_raw_keys) if source.whole_raw else ())
-    return _over(source, f, f"key, {_CLICK_METRICS}", f"GROUP BY key ORDER BY {_BY_PEOPLE}")
+    return _over(source, f, f"key, {CLICK_METRICS}", f"GROUP BY key ORDER BY {BY_PEOPLE}")
 
 
 def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query | None:
@@ -280,24 +282,24 @@ def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) 
 
 def breakdown(client: Client, f: ClickFilter, by: str, limit: int) -> list[BreakdownRow]:
     if dimension_column(by) in _MANY_KEYS:
-        keys = [str(row[0]) for row in _rows(client, breakdown_top_query(f, by, limit))]
-        rows = _rows(client, breakdown_query(f, by, keys)) if keys else []
+        keys = [str(row[0]) for row in rows(client, breakdown_top_query(f, by, limit))]
+        found = rows(client, breakdown_query(f, by, keys)) if keys else []
     else:
-        rows = _rows(client, breakdown_ranked_query(f, by, limit))
-        keys = [str(row[0]) for row in rows]
+        found = rows(client, breakdown_ranked_query(f, by, limit))
+        keys = [str(row[0]) for row in found]
     if not keys:
         return []
     registrations: dict[str, int] | None = None
     query = breakdown_registrations_query(f, by, keys)
     if query is not None:
-        registrations = {str(key): int(count) for key, count in _rows(client, query)}
+        registrations = {str(key): int(count) for key, count in rows(client, query)}
     return [
         BreakdownRow(
             key=str(key), clicks=int(total), human_clicks=int(humans),
             unique_visitors=int(visitors),
             registrations=None if registrations is None else registrations.get(str(key), 0),
         )
-        for key, total, humans, visitors in rows
+        for key, total, humans, visitors in found
     ]
 
 
@@ -308,7 +310,7 @@ def tokens_not_before(client: Client, partner_id: str) -> int:
                 "partner_id = {partner_id:String}"),
         {"partner_id": partner_id},
     )
-    return int(_rows(client, query)[0][0] or 0)
+    return int(rows(client, query)[0][0] or 0)
 
 
 def in_subtree_queries(root_partner_id: str, partner_id: str) -> tuple[Query, Query]:
@@ -326,4 +328,4 @@ def in_subtree(client: Client, root_partner_id: str, partner_id: str) -> bool:
     if partner_id == root_partner_id:
         return True
     in_partners, in_clicks = in_subtree_queries(root_partner_id, partner_id)
-    return int(_rows(client, in_partners)[0][0]) > 0 or bool(_rows(client, in_clicks))
+    return int(rows(client, in_partners)[0][0]) > 0 or bool(rows(client, in_clicks))

@@ -201,6 +201,31 @@ def click_source(
     return Source(DOWNLINE, conditions, view_key=key, raw_key=key)
 
 
+# A click's chain: its ancestors (root first) and its own partner.
+CHAIN: Final = "arrayPushBack(ancestors, partner_id)"
+# Which of the given sibling roots ({roots}) a click's chain passes through; siblings are never
+# on one chain, so a click belongs to one of them at most.
+SUBTREE_KEY: Final = f"arrayFirst(a -> has({{roots:Array(String)}}, a), {CHAIN})"
+
+
+def subtrees_source(f: ClickFilter, roots: list[str]) -> Source:
+    """The credited clicks of each root's subtree (by the clicks' ancestor snapshots), keyed by
+    root: the IB tree's rows. The admin's read the per-ancestor views; a partner token's read the
+    per-partner view, whose ancestor snapshots keep them inside its own subtree exactly."""
+    scoped = ClickFilter(start=f.start, end=f.end, campaign=f.campaign,
+                         scope_partner_id=f.scope_partner_id)
+    conditions, parameters = partner_conditions(scoped)
+    parameters = {**parameters, "roots": roots}
+    within = [f"hasAny({CHAIN}, {{roots:Array(String)}})", *conditions, CREDITED]
+    if f.scope_partner_id is None:
+        campaign = ["campaign = {campaign:String}"] if f.campaign is not None else []
+        view = ["ancestor_id IN {roots:Array(String)}", *campaign, CREDITED]
+        return Source(DOWNLINE, Conditions(view=view, raw=within, parameters=parameters),
+                      view_key="ancestor_id", raw_key=SUBTREE_KEY)
+    return Source(PARTNER_DAILY, Conditions(view=within, raw=within, parameters=parameters),
+                  view_key=SUBTREE_KEY, raw_key=SUBTREE_KEY)
+
+
 def floor_to(value: datetime, unit: timedelta) -> datetime:
     value = value.astimezone(UTC)
     floored = value.replace(minute=0, second=0, microsecond=0)
