@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import orjson
 from redis.asyncio import Redis
@@ -29,15 +29,30 @@ REASONS: Final = {
     "kind": "reverses an event that is neither a deposit nor a trade",
 }
 
-# KEYS: the stream, then two per event (its bucket, the reversed event's bucket or its own).
-# ARGV: the event count, then three per event (its field, its kind, the reversed field or "")
-# and the payloads after all of those.
+FIELD_BYTES: Final = 8  # the digest's bytes after the bucket's
+# A record per event: its kind (1 byte), its bucket's KEYS index (2 bytes) and its field, then
+# the same two of the event it reverses (its own again when it is no reversal).
+RECORD_BYTES: Final = 1 + 2 * (2 + FIELD_BYTES)
+
+# KEYS: the stream, then each bucket the batch touches, once. ARGV: the event count, the records
+# one after the other, the payloads each followed by a newline (orjson's JSON holds none). Three
+# arguments a batch rather than six an event: redis-py spends about a microsecond encoding each
+# argument (docs/benchmarks.md, "Funnel events").
 _SCRIPT: Final = """
 local n = tonumber(ARGV[1])
+local records, payloads = ARGV[2], ARGV[3]
 local seen, reversed, duplicate, errors = {}, {}, {}, {}
+local buckets, fields, kinds = {}, {}, {}
 for i = 1, n do
-  local field, kind, target = ARGV[2 + (i - 1) * 3], ARGV[3 + (i - 1) * 3], ARGV[4 + (i - 1) * 3]
-  local bucket, target_bucket = KEYS[2 * i], KEYS[2 * i + 1]
+  local at = (i - 1) * RECORD_BYTES
+  local kind = string.sub(records, at + 1, at + 1)
+  local b1, b2 = string.byte(records, at + 2, at + 3)
+  local bucket = KEYS[b1 * 256 + b2]
+  local field = string.sub(records, at + 4, at + 3 + FIELD_BYTES)
+  local t1, t2 = string.byte(records, at + 4 + FIELD_BYTES, at + 5 + FIELD_BYTES)
+  local target_bucket = KEYS[t1 * 256 + t2]
+  local target = string.sub(records, at + 6 + FIELD_BYTES, at + RECORD_BYTES)
+  buckets[i], fields[i], kinds[i] = bucket, field, kind
   local key = bucket .. '|' .. field
   if seen[key] or redis.call('HEXISTS', bucket, field) == 1 then
     duplicate[i] = true
@@ -59,21 +74,23 @@ for i = 1, n do
   end
 end
 if #errors > 0 then return {-1, errors} end
-local accepted = 0
+local accepted, from = 0, 1
 for i = 1, n do
+  local newline = string.find(payloads, '\\n', from, true)
   if not duplicate[i] then
-    local field, kind = ARGV[2 + (i - 1) * 3], ARGV[3 + (i - 1) * 3]
-    redis.call('HSET', KEYS[2 * i], field, kind)
-    redis.call('XADD', KEYS[1], '*', '%(field)s', ARGV[1 + 3 * n + i])
+    redis.call('HSET', buckets[i], fields[i], kinds[i])
+    redis.call('XADD', KEYS[1], '*', 'STREAM_FIELD', string.sub(payloads, from, newline - 1))
     accepted = accepted + 1
   end
+  from = newline + 1
 end
 for target_key, kind in pairs(reversed) do
   local sep = string.find(target_key, '|', 1, true)
   redis.call('HSET', string.sub(target_key, 1, sep - 1), string.sub(target_key, sep + 1), kind)
 end
 return {accepted, n - accepted}
-""".replace("%(field)s", FIELD)
+""".replace("RECORD_BYTES", str(RECORD_BYTES)).replace("FIELD_BYTES", str(FIELD_BYTES)).replace(
+    "STREAM_FIELD", FIELD)
 
 
 def bucket_and_field(event_id: str) -> tuple[str, bytes]:
@@ -101,17 +118,27 @@ class EventIntake:
         if not events:
             return IntakeResult(0, 0)
         keys: list[str] = [self._stream]
-        fields: list[Any] = []
+        slots: dict[str, bytes] = {}  # bucket → its KEYS index, two bytes
+
+        def slot(bucket: str) -> bytes:
+            found = slots.get(bucket)
+            if found is None:
+                keys.append(bucket)
+                found = slots[bucket] = len(keys).to_bytes(2, "big")
+            return found
+
+        records = bytearray()
         for event in events:
             bucket, field = bucket_and_field(event["event_id"])
             kind = KINDS.get(event["event_type"], "o")
-            target_bucket, target_field = (
-                bucket_and_field(event["reverses"]) if kind == "r" else (bucket, b"")
-            )
-            keys += [bucket, target_bucket]
-            fields += [field, kind, target_field]
-        payloads = [orjson.dumps(event) for event in events]
-        answer = await self._script(keys=keys, args=[len(events), *fields, *payloads])
+            own = slot(bucket) + field
+            if kind == "r":
+                target_bucket, target_field = bucket_and_field(event["reverses"])
+                records += kind.encode() + own + slot(target_bucket) + target_field
+            else:
+                records += kind.encode() + own + own
+        payloads = b"\n".join([orjson.dumps(event) for event in events]) + b"\n"
+        answer = await self._script(keys=keys, args=[len(events), bytes(records), payloads])
         if int(answer[0]) == -1:
             details = []
             for entry in answer[1]:
