@@ -251,6 +251,8 @@ def union_sql(
     parts = []
     left = [(start, end)]
     for tier in source.rollup.tiers:
+        if t_unit is not None and tier.unit > t_unit:
+            continue  # its rows cannot be split into the finer buckets asked for
         whole: list[tuple[datetime, datetime]] = []
         rest: list[tuple[datetime, datetime]] = []
         for low, high in left:

@@ -278,6 +278,21 @@ def test_hourly_series_covers_every_hour_of_the_range(clickhouse: Client) -> Non
     assert points[1].unique_visitors == 2
 
 
+@pytest.mark.parametrize("partner", [None, TREE.master])
+def test_an_hourly_series_over_whole_days_puts_each_click_in_its_hour(
+    clickhouse: Client, partner: str | None
+) -> None:
+    insert_clicks(clickhouse, [click(at=DAY + hours(13.5)), click(at=DAY + hours(37.25))])
+    f = ClickFilter(start=DAY, end=DAY + timedelta(days=2), partner_id=partner,
+                    include_downline=partner is not None)
+
+    points = queries.timeseries(clickhouse, f, "hour")
+
+    assert [(p.start, p.clicks) for p in points if p.clicks] == [
+        (DAY + hours(13), 1), (DAY + hours(37), 1),
+    ]
+
+
 def test_series_days_are_utc_days(clickhouse: Client) -> None:
     insert_clicks(clickhouse, [click(at=DAY - timedelta(minutes=1)), click(at=DAY)])
     f = ClickFilter(start=DAY - timedelta(days=1), end=DAY + timedelta(days=1))
