@@ -1,10 +1,17 @@
-"""The marketing dashboard: one page and its assets, served by the app under a strict CSP."""
+"""The marketing dashboard: one page, its assets and its charting library, served by the app under
+a strict CSP (brokers run it in private networks: nothing is fetched from elsewhere)."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Final
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -12,11 +19,46 @@ from starlette.routing import Route
 from edge.web import error_response
 
 DASHBOARD_DIR: Final = Path(__file__).parent / "dashboard"
-DASHBOARD_ASSETS: Final = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+DASHBOARD_ASSETS: Final = {
+    "dashboard.js": "text/javascript", "period.js": "text/javascript",
+    "tables.js": "text/javascript", "dashboard.css": "text/css",
+}
+# Scripts only from this app. Styles also inline: plotly.js sets style attributes and rules as
+# it draws (it reports every blocked one as a console error); no script can come in that way.
 DASHBOARD_CSP: Final = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
 )
+# plotly.js as the `plotly` package from PyPI ships it (the analytics extra installs it).
+CHART_LIBRARY: Final = ("plotly", "package_data/plotly.min.js")
+CHART_LIBRARY_CACHE: Final = "public, max-age=86400"
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+def chart_library_path() -> Path | None:
+    spec = importlib.util.find_spec(CHART_LIBRARY[0])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / CHART_LIBRARY[1]
+    return path if path.is_file() else None
+
+
+@cache
+def chart_library() -> Asset | None:
+    """plotly.min.js read once and gzipped once (4.8 MB, 1.4 MB gzipped: phones care)."""
+    path = chart_library_path()
+    if path is None:
+        return None
+    body = path.read_bytes()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return Asset(body, gzip.compress(body, compresslevel=6, mtime=0), etag)
 
 
 async def dashboard_page(request: Request) -> Response:
@@ -29,12 +71,32 @@ async def dashboard_page(request: Request) -> Response:
 
 async def dashboard_asset(request: Request) -> Response:
     asset = request.path_params["asset"]
+    if asset == "plotly.min.js":
+        return await _chart_library(request)
     media_type = DASHBOARD_ASSETS.get(asset)
     if media_type is None:
         return error_response(404, "not_found", f"no dashboard asset {asset[:40]!r}")
     return FileResponse(
         DASHBOARD_DIR / asset, media_type=media_type, headers={"Cache-Control": "no-cache"}
     )
+
+
+async def _chart_library(request: Request) -> Response:
+    library = await run_in_threadpool(chart_library)  # read and gzipped once, off the loop
+    if library is None:
+        return error_response(
+            404, "not_found",
+            "the charting library is not installed: pip install 'invite-edge[analytics]' "
+            "(it brings the plotly package, which ships plotly.min.js)",
+        )
+    headers = {"ETag": library.etag, "Cache-Control": CHART_LIBRARY_CACHE,
+               "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == library.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(library.gzipped, media_type="text/javascript",
+                        headers={**headers, "Content-Encoding": "gzip"})
+    return Response(library.body, media_type="text/javascript", headers=headers)
 
 
 routes = [
