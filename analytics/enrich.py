@@ -46,7 +46,7 @@ __all__ = [
 UA_CACHE_SIZE = 100_000
 KINDS = frozenset({"person", "head", "prefetch", "preview", "scanner", "crawler"})
 BOT_KINDS = frozenset({"preview", "scanner", "crawler"})
-OUTCOMES = frozenset({"credited", "suspended", "orphan", "unresolved"})
+OUTCOMES = frozenset({"credited", "suspended", "disabled", "orphan", "unresolved"})
 MAX_TEXT = 4096  # the edge truncates its headers far below this; anything longer is not its event
 
 # The insert order of the batcher's rows, with their types (so an insert needs no DESCRIBE).

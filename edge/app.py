@@ -34,6 +34,7 @@ from edge.redis_client import open_redis
 from edge.registry import admin, tokens
 from edge.registry.destinations import DestinationPolicy
 from edge.registry.partners import PartnerRegistry
+from edge.registry.upkeep import prepare_registry
 from edge.sso.service import create_sso
 from edge.web import EXCEPTION_HANDLERS, Check, healthz, readiness
 
@@ -150,6 +151,7 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
         await writer.start()
         await sso.start()
         watcher = asyncio.get_running_loop().create_task(resolver.watch_changes())
+        upkeep = asyncio.get_running_loop().create_task(prepare_registry(registry))
         try:
             async with contextlib.AsyncExitStack() as extensions:
                 if extension.lifespan is not None:
@@ -161,9 +163,10 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
                 yield
         finally:
             watcher.cancel()
+            upkeep.cancel()
             await sso.close(SHUTDOWN_DRAIN_S)
             await writer.close(SHUTDOWN_DRAIN_S)
-            await asyncio.gather(watcher, return_exceptions=True)
+            await asyncio.gather(watcher, upkeep, return_exceptions=True)
             for client in (redis, hot_redis, click_redis, feed):
                 await client.aclose()
             log.info("edge stopped; clicks flushed")

@@ -116,7 +116,7 @@ class RedirectHandler:
                 except (RedisError, OSError, TimeoutError):
                     outcome = "unresolved"  # the registry is unreachable: redirect, unattributed
             if link is not None:
-                outcome = "credited" if link.credited else "suspended"
+                outcome = link.outcome
 
         ts = now_ms()
         click_id = str(uuid_utils.uuid7())
@@ -126,7 +126,7 @@ class RedirectHandler:
             previous = self._attribution.decode(token, ts) if token else None
 
         headers: list[tuple[bytes, bytes]] = [_NO_STORE]
-        if outcome == "orphan":
+        if outcome == "orphan" or outcome == "disabled":  # a disabled link answers like no link
             if self._fallback:
                 status = 302
                 headers.append((b"location", self._fallback.encode()))
@@ -162,7 +162,7 @@ class RedirectHandler:
         event: dict[str, Any] = {
             "click_id": click_id,
             "ts": ts,
-            "code": code[:MAX_LOGGED_CODE],
+            "code": link.code if link is not None else code[:MAX_LOGGED_CODE],
             "kind": kind.value,
             "outcome": outcome,
             "partner_id": link.partner_id if link else "",

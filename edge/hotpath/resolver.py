@@ -24,7 +24,7 @@ REVALIDATE_CHUNK = 32  # links loaded at once: as many Redis connections
 
 @dataclass(frozen=True, slots=True)
 class ResolvedLink:
-    code: str
+    code: str  # as asked, but an alias as the registry spells it (aliases ignore case)
     partner_id: str
     ancestors: tuple[str, ...]
     campaign: str | None
@@ -32,6 +32,9 @@ class ResolvedLink:
     destination_url: str
     destination: Destination
     credited: bool  # False while the partner is suspended: redirect, but attribute to nobody
+    # "credited", "suspended" (redirect, attribute to nobody) or "disabled" (the link answers
+    # like an unknown code; its clicks are still recorded, with the partner).
+    outcome: str
     # The Location's own parameters around the click id, encoded once: "partnerId=…&clickId="
     # and "&campaign=…" (or "clickId=" and "" when not credited).
     params_head: str
@@ -92,14 +95,19 @@ class LinkResolver:
         if not partner_fields:
             return None
         partner = Partner.from_hash(partner_id, partner_fields)
+        alias = link_fields.get("alias") or ""
+        if alias and alias.lower() == code.lower():
+            code = alias
+        disabled = link_fields.get("status") == "disabled"
         destination_url = (
-            link_fields.get("destination") or partner.destination or self._default_url
+            "" if disabled
+            else link_fields.get("destination") or partner.destination or self._default_url
         )
         destination = (
-            self._default if destination_url == self._default_url
+            self._default if destination_url in ("", self._default_url)
             else Destination.parse(destination_url)
         )
-        credited = partner.active
+        credited = partner.active and not disabled
         head = "clickId="
         tail = ""
         if credited:
@@ -115,6 +123,7 @@ class LinkResolver:
             destination_url=destination_url,
             destination=destination,
             credited=credited,
+            outcome="disabled" if disabled else "credited" if credited else "suspended",
             params_head=head,
             params_tail=tail,
         )

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.errors import InvalidInput
-from edge.registry.model import PARTNER_STATUSES, PARTNER_TYPES, PLAN_ID_PATTERN, TAG_PATTERN
+from edge.registry.model import (
+    LINK_STATUSES,
+    PARTNER_STATUSES,
+    PARTNER_TYPES,
+    PLAN_ID_PATTERN,
+    TAG_PATTERN,
+)
 
 MAX_NAME_LENGTH = 200
 
@@ -28,6 +34,7 @@ PARTNER_FIELDS = frozenset(
      "planId"}
 )
 LINK_FIELDS = frozenset({"campaign", "subId", "destination", "alias"})
+LINK_PATCH_FIELDS = frozenset({"status", "destination"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,29 @@ class LinkEdit:
         return cls(
             campaign=body.get("campaign"), sub_id=body.get("subId"), destination=destination,
             alias=alias,
+        )
+
+
+@dataclass(frozen=True)
+class LinkPatch:
+    """A change to a link: disable or enable it, change or clear (None) its destination; the
+    destination is checked against the allow-list by the registry, as at creation."""
+
+    status: str | None = None
+    destination: str | Keep | None = KEEP
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in LINK_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(LINK_STATUSES)}")
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> LinkPatch:
+        _refuse_unknown(body, LINK_PATCH_FIELDS)
+        if "status" in body and body["status"] not in LINK_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(LINK_STATUSES)}")
+        return cls(
+            status=body.get("status"),
+            destination=_url(body, "destination", "destination must be a URL string or null"),
         )
 
 

@@ -12,6 +12,19 @@ LOCK_KEY = PREFIX + "lock"
 PARTNER_SEQ = PREFIX + "pseq"
 PARTNER_BY_NUM = PREFIX + "pnum"
 CODE_SALT = PREFIX + "code-salt"
+# The listing indexes (edge/registry/index.py): sorted sets of one entry per partner, all of
+# score 0 so that they read in partner-id order; none starts with "p:", which the partners
+# sync scans.
+PARTNER_INDEX = PREFIX + "index:partners"
+ROOT_INDEX = PREFIX + "index:roots"
+INDEX_VERSION = PREFIX + "index:version"
+# Roll-up counts: partner id -> how many partners sit below it, how many links it owns.
+DESCENDANT_COUNTS = PREFIX + "index:descendants"
+LINK_COUNTS = PREFIX + "index:links"
+# Aliases match without regard to case (edge/registry/aliases.py): set once the aliases stored in
+# their original case have been moved to lower-case keys; clashes found then, by alias.
+ALIASES_FOLDED = PREFIX + "aliases:folded"
+ALIAS_CLASHES = PREFIX + "aliases:clashes"
 
 
 def partner_key(partner_id: str) -> str:
@@ -20,6 +33,11 @@ def partner_key(partner_id: str) -> str:
 
 def children_key(partner_id: str) -> str:
     return f"{PREFIX}children:{partner_id}"
+
+
+def kids_index_key(partner_id: str) -> str:
+    """The listing index of a partner's direct children (beside the plain set children_key)."""
+    return f"{PREFIX}index:kids:{partner_id}"
 
 
 def link_key(partner_num: int, link_num: int) -> str:
@@ -31,7 +49,11 @@ def link_seq_key(partner_num: int) -> str:
 
 
 def alias_key(alias: str) -> str:
-    return f"{PREFIX}alias:{alias}"
+    """Where an alias points, whatever case it is asked in (aliases are ASCII)."""
+    return f"{PREFIX}alias:{alias.lower()}"
+
+
+ALIAS_PATTERN_KEY = f"{PREFIX}alias:*"
 
 
 def ctid_user_key(user_id: int) -> str:

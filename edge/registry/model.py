@@ -13,6 +13,8 @@ from edge.registry.links import LinkCodec
 
 PARTNER_TYPES = ("individual", "ib", "affiliate", "campaign")
 PARTNER_STATUSES = ("active", "suspended")
+LINK_STATUSES = ("active", "disabled")
+MAX_TREE_DEPTH = 32  # levels of partners, the root's included
 PARTNER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 # Commission plans: the same spelling as partner ids.
 PLAN_ID_PATTERN = PARTNER_ID_PATTERN
@@ -100,6 +102,13 @@ class Link:
     sub_id: str | None
     destination: str | None
     created_at: int
+    status: str = "active"  # a disabled link answers like an unknown code
+    updated_at: int = 0
+
+    @property
+    def shown_code(self) -> str:
+        """The code its URL carries: the alias, else the generated code."""
+        return self.alias or self.code
 
     def to_json(self, base_url: str) -> dict[str, Any]:
         shown = self.alias or self.code
@@ -112,7 +121,9 @@ class Link:
             "campaign": self.campaign,
             "subId": self.sub_id,
             "destination": self.destination,
+            "status": self.status,
             "createdAt": self.created_at,
+            "updatedAt": self.updated_at or self.created_at,
         }
 
     @classmethod
@@ -128,4 +139,6 @@ class Link:
             sub_id=fields.get("sub_id") or None,
             destination=fields.get("destination") or None,
             created_at=int(fields.get("created_at") or 0),
+            status=fields.get("status") or "active",
+            updated_at=int(fields.get("updated_at") or 0),
         )

@@ -12,8 +12,11 @@ from redis.exceptions import RedisError
 
 from edge.clock import now_ms
 from edge.errors import Conflict, InvalidInput, NotFound
+from edge.registry import listing
+from edge.registry.aliases import AliasFolding
 from edge.registry.destinations import DestinationPolicy, check_webhook_url
-from edge.registry.edits import KEEP, LinkEdit, PartnerEdit
+from edge.registry.edits import KEEP, LinkEdit, LinkPatch, PartnerEdit
+from edge.registry.index import RegistryIndex, queue_link_created, queue_partner_write
 from edge.registry.keys import (
     CHANGES_CHANNEL,
     CODE_SALT,
@@ -29,11 +32,12 @@ from edge.registry.keys import (
     partner_key,
     plan_key,
 )
-from edge.registry.links import LinkCodec, validate_alias
-from edge.registry.model import Link, Partner, check_partner_id
+from edge.registry.links import LinkCodec, is_code_syntax, validate_alias
+from edge.registry.listing import PartnerSummary, Subtree
+from edge.registry.model import MAX_TREE_DEPTH, Link, Partner, check_partner_id
+from edge.registry.paging import DEFAULT_TREE_DEPTH, LinkQuery, Page, PartnerQuery
 from edge.streams import FIELD
 
-MAX_TREE_DEPTH = 32
 TOKENS_NOT_BEFORE = "tokens_not_before"  # partner hash field, ms: partner tokens issued earlier
 
 
@@ -51,6 +55,8 @@ class PartnerRegistry:
         self._salt_seed = hmac.new(secret.encode(), b"invite-edge/code-salt", hashlib.sha256)
         self._codec: LinkCodec | None = None
         self._destinations = destinations
+        self.index = RegistryIndex(redis)
+        self.aliases = AliasFolding(redis)
 
     async def codec(self) -> LinkCodec:
         """The short-code codec; its salt is fixed in Redis when first needed.
@@ -91,8 +97,10 @@ class PartnerRegistry:
             webhook_url = check_webhook_url(webhook_url)
         ctid_user = edit.ctid_user_id
 
+        await self.index.ensure()
         async with self._redis.lock(LOCK_KEY, timeout=30, blocking_timeout=10):
-            existing = await self.find(partner_id)
+            stored = await read_hash(self._redis, partner_key(partner_id))
+            existing = Partner.from_hash(partner_id, stored) if stored else None
             now = now_ms()
             old_parent = existing.parent_id if existing else None
             parent_id = old_parent if edit.parent_id is KEEP else edit.parent_id
@@ -139,8 +147,14 @@ class PartnerRegistry:
                 await self._subtree_chains(partner_id, [*ancestors, partner_id])
                 if existing is not None and tuple(ancestors) != existing.ancestors else []
             )
+            updated = Partner.from_hash(partner_id, {**stored, **fields})
+            if existing is None:
+                moved_subtree = 1
+            else:
+                moved_subtree = 1 + len(moved) if updated.ancestors != existing.ancestors else 0
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(partner_key(partner_id), mapping=dict[Any, Any](fields))
+                queue_partner_write(pipe, existing, updated, moved_subtree)
                 if existing is None:
                     pipe.hset(PARTNER_BY_NUM, fields["num"], partner_id)
                 if ctid_changes:
@@ -210,11 +224,15 @@ class PartnerRegistry:
         return chains
 
     async def create_link(self, partner_id: str, edit: LinkEdit) -> Link:
+        """A new link of the partner; 409 when its alias is taken in any case."""
         partner = await self.get(partner_id)
         destination = (
             self._destinations.check(edit.destination) if edit.destination is not None else None
         )
         alias = validate_alias(edit.alias, await self.codec()) if edit.alias is not None else None
+        await self.index.ensure()
+        if alias is not None:
+            await self.aliases.ensure_folded()
         link_num = int(await self._redis.incr(link_seq_key(partner.num)))
         fields = {
             "pnum": str(partner.num),
@@ -229,9 +247,32 @@ class PartnerRegistry:
         if alias is not None and not await self._redis.set(
             alias_key(alias), f"{partner.num}:{link_num}", nx=True
         ):
-            raise Conflict(f"alias {alias!r} is taken: choose another")
-        await self._redis.hset(link_key(partner.num, link_num), mapping=dict[Any, Any](fields))
+            raise Conflict(
+                f"alias {alias!r} is taken (aliases match without regard to case): choose another"
+            )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(link_key(partner.num, link_num), mapping=dict[Any, Any](fields))
+            queue_link_created(pipe, partner_id)
+            await pipe.execute()
         link = Link.from_hash(await self.codec(), fields)
+        await self._redis.publish(CHANGES_CHANNEL, f"l:{link.alias or link.code}")
+        return link
+
+    async def update_link(self, code: str, patch: LinkPatch) -> Link:
+        """Disable or enable a link, or change its destination (within the allow-list)."""
+        numbers = await self.link_numbers(code)
+        stored = await read_hash(self._redis, link_key(*numbers)) if numbers else {}
+        if not numbers or not stored:
+            raise NotFound(f"link {code[:64]!r} does not exist")
+        fields = {"updated_at": str(now_ms())}
+        if patch.status is not None:
+            fields["status"] = patch.status
+        if isinstance(patch.destination, str):
+            fields["destination"] = self._destinations.check(patch.destination)
+        elif patch.destination is None:
+            fields["destination"] = ""
+        await self._redis.hset(link_key(*numbers), mapping=dict[Any, Any](fields))
+        link = Link.from_hash(await self.codec(), {**stored, **fields})
         await self._redis.publish(CHANGES_CHANNEL, f"l:{link.alias or link.code}")
         return link
 
@@ -244,6 +285,8 @@ class PartnerRegistry:
 
     async def link_numbers(self, code: str) -> tuple[int, int] | None:
         """The (partner, link) numbers a code or alias names, without checking the link exists."""
+        if not is_code_syntax(code):
+            return None
         numbers = (await self.codec()).decode(code)
         if numbers is not None:
             return numbers
@@ -256,6 +299,43 @@ class PartnerRegistry:
     async def partner_id_by_num(self, num: int) -> str | None:
         value = await self._redis.hget(PARTNER_BY_NUM, str(num))
         return str(value) if value else None
+
+    # Reads in pages (edge/registry/listing.py), for the admin API, the CLI and the portal.
+
+    async def list_partners(self, query: PartnerQuery) -> Page[PartnerSummary]:
+        if query.parent_id is not None and not await self.find(query.parent_id):
+            raise NotFound(f"parent {query.parent_id!r} does not exist")
+        await self.index.ensure()
+        return await listing.list_partners(self._redis, query)
+
+    async def list_links(self, partner_id: str, query: LinkQuery | None = None) -> Page[Link]:
+        """A partner's links, newest first; 404 for an unknown partner."""
+        partner = await self.get(check_partner_id(partner_id))
+        return await listing.list_links(
+            self._redis, await self.codec(), partner, query or LinkQuery()
+        )
+
+    async def subtree(self, partner_id: str, depth: int = DEFAULT_TREE_DEPTH) -> Subtree:
+        """The partner and its descendants `depth` levels down, with roll-up counts."""
+        if not 1 <= depth <= MAX_TREE_DEPTH:
+            raise InvalidInput(f"depth must be a whole number from 1 to {MAX_TREE_DEPTH}")
+        await self.index.ensure()
+        return await listing.subtree(self._redis, check_partner_id(partner_id), depth)
+
+    async def alias_clashes(self) -> list[dict[str, Any]]:
+        """The aliases that were taken from younger links when aliases stopped minding case."""
+        codec = await self.codec()
+        return [
+            {"alias": clash["alias"], "partnerId": clash["partnerId"],
+             "code": codec.encode(clash["partnerNum"], clash["linkNumber"]),
+             "keptBy": clash["keptBy"], "resolvedAt": clash["resolvedAt"]}
+            for clash in await self.aliases.clashes()
+        ]
+
+    async def prepare(self) -> None:
+        """The one-time upkeep of stored data: aliases folded to lower case, indexes built."""
+        await self.aliases.ensure_folded()
+        await self.index.ensure()
 
 
 def _history(
