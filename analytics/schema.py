@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from analytics.commissions.schema import MIGRATION_9
 from analytics.events.schema import MIGRATION_7, MIGRATION_8_EVENTS
 
 log = logging.getLogger("invite.schema")
@@ -446,6 +447,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(7, "funnel events: events, events_credited", MIGRATION_7),
     Migration(8, "events_credited.reversed: reversed events keep their credit", MIGRATION_8_EVENTS),
+    Migration(9, "commissions: the ledger and what it is computed from", MIGRATION_9),
 )
 
 

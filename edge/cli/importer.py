@@ -23,7 +23,8 @@ from edge.cli.operations import redis_url_of
 from edge.config import Settings
 from edge.errors import CliError, InvalidEvents, InvalidInput
 from edge.events.intake import EventIntake
-from edge.events.model import check_events, loads
+from edge.events.model import check_events
+from edge.exact_json import loads
 from edge.redis_client import open_redis
 
 CHUNK: Final = 1000

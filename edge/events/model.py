@@ -3,7 +3,6 @@ stream carries (snake_case, ids and decimals as text, times in ms)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any, Final
 
 from edge.clock import now_ms
 from edge.errors import InvalidEvents
+from edge.exact_json import loads
 from edge.spelling import is_ascii_digits
 from edge.streams import EVENT_FIELDS as STREAM_FIELDS
 from edge.streams import EVENT_TYPES as TYPES
@@ -50,15 +50,6 @@ class Fault:
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "field": self.field, "message": self.message}
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def loads(raw: bytes | str) -> Any:
-    """JSON with every non-integer number as an exact Decimal (never a float)."""
-    return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
 
 
 def parse_body(raw: bytes, ndjson: bool) -> list[Any]:

@@ -1,0 +1,221 @@
+"""The ledger's lines as ClickHouse computes them from the credited events (one INSERT … SELECT
+per kind of source), for a month or for a set of users.
+
+Trades earn a rebate (`lots` x the per-lot rate of the first rule whose glob matches the symbol)
+and a revenue share (`revenueShare` x (commission + markup)); a reversal of a trade earns the
+same lines negated, at the reversal's time. A user's CPA is paid once, at the moment its first
+deposit (at least `minFirstDeposit`) and the lots it traded within `withinDays` of its
+registration (at least `minLots`) both hold. Each base is then shared along the chain of the
+event's partner as at the event: level n earns `shares[n-1]` x base x its tier's multiplier,
+rounded half-even to cents. The plan is the one in force for the event's partner at the event
+(for a CPA: at its first deposit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from analytics.commissions.schema import DATABASE, LINE_NAMES
+
+# `partner_id`, `user_id` and so on come from the credited events; these are the ledger's own.
+_CREDITED: Final = (
+    "SELECT event_id, event_type, ts, user_id, partner_id, amount, lots, broker_revenue, symbol, "
+    f"is_first_deposit, reversed FROM {DATABASE}.events_credited WHERE {{where}} "
+    "GROUP BY event_id, event_type, ts, user_id, partner_id, amount, lots, broker_revenue, "
+    "symbol, is_first_deposit, reversed HAVING sum(sign) > 0"
+)
+
+
+def _id(*parts: str) -> str:
+    """A line id: 32 hex characters of SHA-256 over the length-prefixed parts (so that no
+    event id, whatever it holds, can spell another line's parts)."""
+    joined = ", ".join(f"toString(length({p})), ':', {p}" for p in parts)
+    return f"lower(hex(substring(SHA256(concat({joined})), 1, 16)))"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which lines: those accruing in [start_ms, end_ms) (a month), or all of some users'."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+    users: tuple[str, ...] | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        if self.users is not None:
+            return {"users": list(self.users)}
+        return {"start": self.start_ms, "end": self.end_ms}
+
+    def on(self, column: str) -> str:
+        """The condition on a time column (a month) or on user_id (users)."""
+        if self.users is not None:
+            return "user_id IN {users:Array(String)}"
+        return (f"{column} >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC') AND "
+                f"{column} < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')")
+
+
+def _levels(source: str) -> str:
+    """Rows of `source` (one per base, with chain, shares and plan) → one row per level that
+    earns, with the tier's multiplier and the exclusions."""
+    return f"""
+    SELECT b.*, level,
+        chain[level] AS earner, shares[level] AS share,
+        multiIf(chain_status[level] = 'suspended', 'suspended',
+                chain_ctid[level] != '' AND chain_ctid[level] = user_id, 'self_referral',
+                '') AS excluded
+    FROM ({source}) AS b
+    ARRAY JOIN arrayEnumerate(arraySlice(shares, 1, length(chain))) AS level
+    WHERE shares[level] != 0
+    """
+
+
+def _tiered(levels_sql: str) -> str:
+    return f"""
+    SELECT l.*,
+        if(tr.partner_id != '', tr.tier, l.base_tier) AS tier_name,
+        if(tr.partner_id != '', tr.multiplier, l.base_multiplier) AS mult
+    FROM ({levels_sql}) AS l
+    LEFT JOIN {DATABASE}.commission_tiers AS tr
+        ON tr.period = l.tier_period AND tr.partner_id = l.earner
+        AND tr.plan_id = l.plan_id AND tr.plan_version = l.plan_version
+    """
+
+
+def _amount(base: str) -> str:
+    return (f"toDecimal128(roundBankers(toDecimal256({base}, 16) * toDecimal256(share, 16) "
+            "* toDecimal256(mult, 16), 2), 2)")
+
+
+def _select_lines(tiered_sql: str, kind: str, line_id: str) -> str:
+    """The ledger's columns (LINE_NAMES order) from a tiered level row."""
+    return f"""
+    SELECT {line_id} AS line_id, formatDateTime(line_ts, '%Y-%m', 'UTC') AS period,
+        line_ts AS ts, earner AS partner_id, toUInt8(level) AS level,
+        source_partner AS source_partner_id, user_id, line_event AS event_id, {kind} AS kind,
+        toDecimal128(base0 * factor, 16) AS base, toDecimal128(share, 16) AS rate,
+        toDecimal128(mult, 16) AS multiplier,
+        if(excluded != '', toDecimal128(0, 2), {_amount('base0')}) * factor AS amount,
+        {{currency:String}} AS currency, plan_id, plan_version, tier_name AS tier,
+        'open' AS status, excluded, reverses, '' AS adjusts, '' AS adjusts_period,
+        now64(3) AS computed_at, toUInt8(0) AS is_deleted
+    FROM ({tiered_sql})
+    WHERE 1
+    """
+
+
+def trade_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
+    """INSERT the rebate, revenue-share and reversal lines of the scope into `target`."""
+    trades = _CREDITED.format(where="event_type = 'trade' AND partner_id != '' AND "
+                              + scope.on("ts"))
+    reversed_trades = _CREDITED.format(
+        where="event_type = 'trade' AND partner_id != '' AND reversed = 1"
+        + (" AND " + scope.on("ts") if scope.users is not None else ""))
+    reversals = (f"SELECT event_id, ts, reverses FROM {DATABASE}.events FINAL "
+                 "WHERE event_type = 'reversal'"
+                 + ("" if scope.users is not None else " AND " + scope.on("ts")))
+    source = f"""
+    SELECT event_id AS line_event, ts AS line_ts, '' AS reverses, toInt8(1) AS factor,
+        ts, user_id, partner_id, lots, broker_revenue, symbol
+    FROM ({trades})
+    UNION ALL
+    SELECT r.event_id, r.ts, t.event_id, toInt8(-1), t.ts, t.user_id, t.partner_id, t.lots,
+        t.broker_revenue, t.symbol
+    FROM ({reversals}) AS r INNER JOIN ({reversed_trades}) AS t ON t.event_id = r.reverses
+    """
+    planned = f"""
+    SELECT s.line_event, s.line_ts, s.reverses, s.factor, s.ts, s.user_id,
+        s.partner_id AS source_partner, tl.chain, tl.chain_status, tl.chain_ctid,
+        tl.plan_id AS plan_id, tl.plan_version AS plan_version, pl.shares AS shares,
+        pl.base_tier, pl.base_multiplier, formatDateTime(s.ts, '%Y-%m', 'UTC') AS tier_period,
+        [('rebate', toDecimal128(toDecimal256(s.lots, 8) * toDecimal256(rb.per_lot, 8), 16)),
+         ('revenue_share', toDecimal128(toDecimal256(pl.revenue_share, 8)
+                                        * toDecimal256(s.broker_revenue, 8), 16))] AS bases
+    FROM ({source}) AS s
+    ASOF INNER JOIN {DATABASE}.commission_timeline AS tl
+        ON tl.partner_id = s.partner_id AND s.ts >= tl.valid_from
+    INNER JOIN {DATABASE}.commission_plans AS pl
+        ON pl.plan_id = tl.plan_id AND pl.version = tl.plan_version
+    LEFT JOIN {DATABASE}.commission_rebates AS rb
+        ON rb.plan_id = tl.plan_id AND rb.plan_version = tl.plan_version
+        AND rb.symbol = s.symbol
+    """
+    per_base = f"""
+    SELECT p.*, pair.1 AS kind0, pair.2 AS base0
+    FROM ({planned}) AS p ARRAY JOIN bases AS pair
+    WHERE pair.2 != 0
+    """
+    kind = "if(factor < 0, 'reversal', kind0)"
+    line_id = _id(kind, "kind0", "toString(level)", "earner", "line_event", "reverses")
+    select = _select_lines(_tiered(_levels(per_base)), kind, line_id)
+    sql = f"INSERT INTO {DATABASE}.{target} ({', '.join(LINE_NAMES)}) {select}"
+    return sql, scope.parameters()
+
+
+def cpa_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
+    """INSERT the CPA lines whose moment falls in the scope (a month), or of the users."""
+    deposits = _CREDITED.format(
+        where="event_type = 'deposit' AND is_first_deposit = 1 AND reversed = 0 "
+              "AND partner_id != ''"
+              + (" AND " + scope.on("ts") if scope.users is not None else ""))
+    trades = _CREDITED.format(
+        where="event_type = 'trade' AND reversed = 0 AND partner_id != '' AND user_id IN "
+              "(SELECT user_id FROM first_deposits)")
+    registrations = (
+        f"SELECT user_id, min(ts) AS registered FROM {DATABASE}.conversions FINAL "
+        "WHERE user_id IN (SELECT user_id FROM first_deposits) AND partner_id != '' "
+        "AND event_type IN ('registration', 'reattribution') GROUP BY user_id")
+    terms = f"""
+    SELECT f.user_id AS user_id, f.event_id AS ftd_event, f.ts AS ftd_ts, f.amount AS ftd_amount,
+        f.partner_id AS ftd_partner, tl.plan_id AS plan_id, tl.plan_version AS plan_version,
+        pl.cpa_amount AS cpa_amount, pl.cpa_min_first_deposit AS min_deposit,
+        pl.cpa_min_lots AS min_lots, pl.cpa_within_days AS within_days, pl.shares AS shares,
+        pl.base_tier AS base_tier, pl.base_multiplier AS base_multiplier,
+        if(pl.cpa_within_days = 0, toDateTime64('2200-01-01 00:00:00', 3, 'UTC'),
+           rg.registered + toIntervalDay(pl.cpa_within_days)) AS window_end
+    FROM first_deposits AS f
+    ASOF INNER JOIN {DATABASE}.commission_timeline AS tl
+        ON tl.partner_id = f.partner_id AND f.ts >= tl.valid_from
+    INNER JOIN {DATABASE}.commission_plans AS pl
+        ON pl.plan_id = tl.plan_id AND pl.version = tl.plan_version
+    INNER JOIN ({registrations}) AS rg ON rg.user_id = f.user_id
+    WHERE pl.has_cpa = 1 AND f.amount >= pl.cpa_min_first_deposit
+    """
+    # The trades inside each user's window, in order, and the first at which their lots reach
+    # min_lots: the CPA's moment is the later of it and the first deposit.
+    qualified = f"""
+    SELECT c.*,
+        arraySort(x -> (x.1, x.2), groupArrayIf((t.ts, t.event_id, t.lots, t.partner_id),
+                  t.event_id != '' AND t.ts < c.window_end)) AS traded,
+        arrayFirstIndex(total -> total >= c.min_lots,
+                        arrayCumSum(arrayMap(x -> x.3, traded))) AS reached
+    FROM ({terms}) AS c LEFT JOIN trades AS t ON t.user_id = c.user_id
+    GROUP BY ALL
+    HAVING c.min_lots = 0 OR reached > 0
+    """
+    moment = f"""
+    SELECT q.user_id AS user_id, q.plan_id AS plan_id, q.plan_version AS plan_version,
+        q.shares AS shares, q.base_tier AS base_tier, q.base_multiplier AS base_multiplier,
+        q.cpa_amount AS base0,
+        if(q.min_lots > 0 AND traded[reached].1 > q.ftd_ts, traded[reached].1, q.ftd_ts)
+            AS line_ts,
+        if(q.min_lots > 0 AND traded[reached].1 > q.ftd_ts, traded[reached].2, q.ftd_event)
+            AS line_event,
+        if(q.min_lots > 0 AND traded[reached].1 > q.ftd_ts, traded[reached].4, q.ftd_partner)
+            AS source_partner
+    FROM ({qualified}) AS q
+    """
+    located = f"""
+    SELECT m.*, tl.chain AS chain, tl.chain_status AS chain_status,
+        tl.chain_ctid AS chain_ctid, '' AS reverses, toInt8(1) AS factor,
+        formatDateTime(m.line_ts, '%Y-%m', 'UTC') AS tier_period
+    FROM ({moment}) AS m
+    ASOF INNER JOIN {DATABASE}.commission_timeline AS tl
+        ON tl.partner_id = m.source_partner AND m.line_ts >= tl.valid_from
+    WHERE m.base0 != 0{'' if scope.users is not None else ' AND ' + scope.on('m.line_ts')}
+    """
+    line_id = _id("'cpa'", "toString(level)", "earner", "user_id")
+    select = _select_lines(_tiered(_levels(located)), "'cpa'", line_id)
+    sql = (f"INSERT INTO {DATABASE}.{target} ({', '.join(LINE_NAMES)}) "
+           f"WITH first_deposits AS ({deposits}), trades AS ({trades}) {select}")
+    return sql, scope.parameters()
