@@ -12,6 +12,7 @@ import orjson
 
 from edge.cli.embedded_redis import running_url
 from edge.cli.launch import running_edge_url
+from edge.cli.tables import LINK_COLUMNS, PARTNER_COLUMNS, text_table
 from edge.config import Settings
 from edge.errors import (
     CliError,
@@ -23,6 +24,7 @@ from edge.errors import (
 from edge.redis_client import open_redis
 from edge.registry.destinations import DestinationPolicy
 from edge.registry.edits import KEEP, LinkEdit, PartnerEdit
+from edge.registry.paging import LinkQuery, Page, PartnerQuery, decode_cursor, page_json
 from edge.registry.partners import PartnerRegistry
 from edge.sso.ctrader import CTraderClient, CTraderUser
 from edge.sso.jobs import JobStore
@@ -44,13 +46,18 @@ def _print_json(result: Any) -> None:
 
 
 async def registry_command(settings: Settings, args: argparse.Namespace) -> int:
-    """`invite partner add|show`, `invite link create`."""
+    """`invite partner add|show|list`, `invite link create|list`."""
     redis = open_redis(redis_url_of(settings), timeout_s=OPERATOR_TIMEOUT_S)
     registry = PartnerRegistry(
         redis, settings.signing_secret, DestinationPolicy(settings.edge.allowed_destinations)
     )
+    base = (args.base_url if "base_url" in args else None) or settings.edge.public_url or (
+        running_edge_url(settings.data_dir)
+    )
     try:
         result: dict[str, Any]
+        if args.action == "list":
+            return await _list_command(registry, args, base.rstrip("/"))
         if args.command == "partner" and args.action == "add":
             edit = PartnerEdit(
                 parent_id=KEEP if args.parent is None else args.parent, name=args.name,
@@ -66,11 +73,36 @@ async def registry_command(settings: Settings, args: argparse.Namespace) -> int:
                 campaign=args.campaign, sub_id=args.sub_id, alias=args.alias,
                 destination=args.destination,
             ))
-            base = args.base_url or settings.edge.public_url or running_edge_url(settings.data_dir)
             result = link.to_json(base.rstrip("/"))
     finally:
         await redis.aclose()
     _print_json(result)
+    return 0
+
+
+async def _list_command(registry: PartnerRegistry, args: argparse.Namespace, base: str) -> int:
+    """`invite partner list`, `invite link list`: a table, or the API's JSON with --json."""
+    page: Page[Any]
+    if args.command == "partner":
+        page = await registry.list_partners(PartnerQuery(
+            parent_id=args.parent, roots=args.roots, search=args.q or None, status=args.status,
+            limit=args.limit, after=decode_cursor("partners", args.cursor) if args.cursor else None,
+        ))
+        items = [summary.to_json() for summary in page.items]
+        columns = PARTNER_COLUMNS
+    else:
+        page = await registry.list_links(args.partner_id, LinkQuery(
+            status=args.status, limit=args.limit,
+            before=int(decode_cursor("links", args.cursor)) if args.cursor else None,
+        ))
+        items, columns = [link.to_json(base) for link in page.items], LINK_COLUMNS
+    if args.json:
+        _print_json(page_json(page, items))
+        return 0
+    what = "partners" if args.command == "partner" else "links"
+    print(text_table(columns, items) if items else f"no {what}")
+    if page.next_cursor:
+        print(f"more {what}: add --cursor {page.next_cursor}")
     return 0
 
 

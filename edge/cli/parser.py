@@ -8,8 +8,9 @@ from typing import Any, NoReturn
 
 from edge.cli.launch import SERVERS
 from edge.errors import InviteError
-from edge.registry.model import PARTNER_STATUSES, PARTNER_TYPES, check_partner_id
-from edge.spelling import is_ascii_digits
+from edge.registry.model import LINK_STATUSES, PARTNER_STATUSES, PARTNER_TYPES, check_partner_id
+from edge.registry.paging import MAX_LIMIT, MAX_SEARCH_LENGTH, decode_cursor
+from edge.spelling import is_ascii_digits, whole_number
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,6 +62,16 @@ def build_parser() -> Parser:
     add.add_argument("--destination", help="registration URL for this partner's links")
     show = partner_cmds.add_parser("show", help="print a partner")
     show.add_argument("partner_id", metavar="PARTNER_ID")
+    listing = partner_cmds.add_parser(
+        "list", help="list partners in id order: search, filter by parent or status, page"
+    )
+    under = listing.add_mutually_exclusive_group()
+    under.add_argument("--parent", type=_partner_id, help="only the direct children of this one")
+    under.add_argument("--roots", action="store_true", help="only partners without a parent")
+    listing.add_argument("--q", type=_search, metavar="TEXT",
+                         help="id or name containing TEXT, in any case")
+    listing.add_argument("--status", choices=PARTNER_STATUSES)
+    _page_args(listing, "partners")
 
     link = commands.add_parser("link", help="manage links")
     link_cmds = link.add_subparsers(dest="action", required=True, parser_class=Parser)
@@ -72,6 +83,12 @@ def build_parser() -> Parser:
     create.add_argument("--destination", help="URL on an allowed host")
     create.add_argument("--base-url", default=None,
                         help="public base URL printed in the link (default INVITE_PUBLIC_URL)")
+    links = link_cmds.add_parser("list", help="list a partner's links, newest first")
+    links.add_argument("partner_id", metavar="PARTNER_ID", type=_partner_id)
+    links.add_argument("--status", choices=LINK_STATUSES)
+    links.add_argument("--base-url", default=None,
+                       help="public base URL printed in the links (default INVITE_PUBLIC_URL)")
+    _page_args(links, "links")
 
     events = commands.add_parser("events", help="the broker's funnel events")
     events_cmds = events.add_subparsers(dest="action", required=True, parser_class=Parser)
@@ -85,6 +102,38 @@ def build_parser() -> Parser:
 
     _ctrader_commands(commands)
     return parser
+
+
+def _page_args(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("--limit", type=_limit, default=50,
+                        help=f"at most this many (1-{MAX_LIMIT}, default 50)")
+    parser.add_argument("--cursor", type=lambda text: _cursor(kind, text),
+                        help="the next page: the cursor the previous one printed")
+    parser.add_argument("--json", action="store_true",
+                        help="print the page as the API gives it, not a table")
+
+
+def _limit(text: str) -> int:
+    try:
+        return whole_number(text, "--limit", 1, MAX_LIMIT)
+    except InviteError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _search(text: str) -> str:
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise argparse.ArgumentTypeError(f"longer than {MAX_SEARCH_LENGTH} characters")
+    return text
+
+
+def _cursor(kind: str, text: str) -> str:
+    try:
+        position = decode_cursor(kind, text)
+    except InviteError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    if kind == "links" and not (is_ascii_digits(position) and int(position) >= 1):
+        raise argparse.ArgumentTypeError("this cursor was not printed by `invite link list`")
+    return text
 
 
 def _positive_id(text: str) -> int:
