@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -286,6 +287,10 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dashboard-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=60,
@@ -295,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="leave the demo running until Ctrl-C (prints its URL and token)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stops the children as Ctrl-C does
     with tempfile.TemporaryDirectory(prefix="dashboard-demo-") as work:
         demo = Demo(Path(work), args.days, args.seed)
         try:

@@ -243,3 +243,35 @@ def test_a_bad_tree_parameter_is_422_naming_it(
 
     assert response.status_code == 422
     assert message in response.json()["error"]["message"]
+
+
+# --- the page's assets -----------------------------------------------------------------------
+
+
+def test_the_charting_library_is_served_by_the_app_gzipped_and_cached(
+    api: AnalyticsServer,  # noqa: F811
+) -> None:
+    with api.client(None) as http:
+        page = http.get("/dashboard")
+        library = http.get("/dashboard/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+        again = http.get("/dashboard/plotly.min.js",
+                         headers={"If-None-Match": library.headers["etag"]})
+
+    assert '<script src="/dashboard/plotly.min.js"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-eval" not in csp and "http" not in csp
+    assert library.status_code == 200
+    assert library.headers["content-encoding"] == "gzip"
+    assert library.headers["content-type"].startswith("text/javascript")
+    assert library.text.lstrip().startswith("/**") and "plotly.js" in library.text[:200]
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize("asset", ["period.js", "tables.js", "dashboard.js", "dashboard.css"])
+def test_every_asset_of_the_page_is_served(api: AnalyticsServer, asset: str) -> None:  # noqa: F811
+    with api.client(None) as http:
+        page = http.get("/dashboard")
+        response = http.get(f"/dashboard/{asset}")
+
+    assert f"/dashboard/{asset}" in page.text
+    assert response.status_code == 200
