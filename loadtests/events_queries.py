@@ -1,0 +1,227 @@
+"""Part 3 of `make bench-events`: the dashboard's funnel questions on 10M clicks and 5M events,
+in the embedded engine.
+
+The data comes from `loadtests.events_data` (generated once per `--data-dir`, reused after).
+Each question is asked the way `analytics/api.py` asks it, twice: the **events part** (what the
+funnel events add: `analytics.events.queries.figures`, `unattributed_events`,
+`figures_by_bucket`, `figures_by_key` for the keys the clicks' breakdown returned,
+`clicks_cohort`, and `analytics.links.link_columns` for the link breakdown), and the **whole
+answer** the route computes (the clicks' question first, then the events part). Scopes: everyone
+(the admin), the largest master IB with its downline, one affiliate; the default window (the last
+30 days). `--rounds` timed runs after `--warmup` untimed ones; p95 is the nearest rank.
+
+`python -m loadtests.events_queries [--data-dir DIR] [--rounds 20] [--json FILE]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from analytics import links, names, queries
+from analytics.clickhouse import Client, open_clickhouse
+from analytics.events import queries as funnel_events
+from analytics.filters import ClickFilter
+from analytics.schema import migrate
+from loadtests import bench_queries, events_data
+from loadtests.bench_queries import percentile, timed
+
+GOAL_P95_MS = 100.0
+BREAKDOWNS = ("country", "device", "os", "browser", "referrer", "campaign", "partner", "subId",
+              "link")
+AFFILIATE_BREAKDOWNS = ("country", "link")
+Call = Callable[[], object]
+
+
+@dataclass
+class Timing:
+    scope: str
+    question: str
+    events_p50_ms: float
+    events_p95_ms: float
+    whole_p50_ms: float
+    whole_p95_ms: float
+    runs: int
+
+
+def breakdown_events_part(client: Client, f: ClickFilter, by: str, keys: list[str]) -> object:
+    """What api.breakdown adds to the clicks' rows: the link columns, or the figures by key (and
+    the partners' names)."""
+    if by == "link":
+        return links.link_columns(client, f, keys)
+    found = funnel_events.figures_by_key(client, f, queries.dimension_column(by), keys)
+    if by == "partner":
+        names.names(client, keys)
+    return found
+
+
+def funnel_answer(client: Client, f: ClickFilter, cohort: str, with_clicks: bool) -> object:
+    """api.funnel: the clicks' summary (visitors, registrations), then the cohort's steps."""
+    summary = queries.summary(client, f) if with_clicks else None
+    if cohort == "clicks":
+        return funnel_events.clicks_cohort(client, f), summary
+    return funnel_events.figures(client, f), summary
+
+
+def scope_questions(client: Client, f: ClickFilter, breakdowns: tuple[str, ...]
+                    ) -> dict[str, tuple[Call, Call]]:
+    """(events part, whole answer) of each funnel question of the dashboard for one scope."""
+
+    def summary_events() -> object:
+        figures = funnel_events.figures(client, f)
+        if not f.partner_scoped:  # for the admin, as api.summary asks it
+            return figures, funnel_events.unattributed_events(client, f)
+        return figures
+
+    asked: dict[str, tuple[Call, Call]] = {
+        "summary figures": (summary_events, lambda: (queries.summary(client, f), summary_events())),
+    }
+    for interval in ("day", "hour"):
+        def events_part(interval: str = interval) -> object:
+            return funnel_events.figures_by_bucket(client, f, interval)
+
+        def whole(interval: str = interval, events_part: Call = events_part) -> object:
+            return queries.timeseries(client, f, interval), events_part()
+
+        asked[f"{interval} series figures"] = (events_part, whole)
+    for by in breakdowns:
+        keys = [row.key for row in queries.breakdown(client, f, by, 20)]
+
+        def breakdown_part(by: str = by, keys: list[str] = keys) -> object:
+            return breakdown_events_part(client, f, by, keys)
+
+        def breakdown_whole(by: str = by) -> object:
+            rows = queries.breakdown(client, f, by, 20)
+            return rows, breakdown_events_part(client, f, by, [row.key for row in rows])
+
+        asked[f"top 20 {by} with figures"] = (breakdown_part, breakdown_whole)
+    for cohort in funnel_events.COHORTS:
+        def cohort_part(cohort: str = cohort) -> object:
+            return funnel_answer(client, f, cohort, with_clicks=False)
+
+        def cohort_whole(cohort: str = cohort) -> object:
+            return funnel_answer(client, f, cohort, with_clicks=True)
+
+        asked[f"funnel cohort={cohort}"] = (cohort_part, cohort_whole)
+    return asked
+
+
+def timing(scope: str, question: str, events: list[float], whole: list[float]) -> Timing:
+    def ms(value: float) -> float:
+        return round(value, 1)
+
+    return Timing(scope, question, ms(percentile(events, 0.5)), ms(percentile(events, 0.95)),
+                  ms(percentile(whole, 0.5)), ms(percentile(whole, 0.95)), len(events))
+
+
+def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{facts['clicks']:,} clicks, {facts['registered_users']:,} registered users, "
+        f"{facts['events']:,} events ({facts['trades']:,} trades by {facts['traders']:,} "
+        f"accounts, the busiest {facts['busiest_trader_trades']:,}; {facts['deposits']:,} "
+        f"deposits; {facts['reversals']:,} reversals), {facts['credited_rows']:,} rows in "
+        f"events_credited ({facts['unattributed_rows']:,} credited to no partner); window "
+        f"{facts['window']}; largest master IB {facts['master']}; affiliate {facts['affiliate']}.",
+        "",
+        "| scope | question | events part p50 | events part p95 | whole answer p50 | "
+        "whole answer p95 | events part ≤ 100 ms | whole ≤ 100 ms |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for t in timings:
+        lines.append(
+            f"| {t.scope} | {t.question} | {t.events_p50_ms:,.1f} | {t.events_p95_ms:,.1f} | "
+            f"{t.whole_p50_ms:,.1f} | {t.whole_p95_ms:,.1f} | "
+            f"{'yes' if t.events_p95_ms <= GOAL_P95_MS else '**no**'} | "
+            f"{'yes' if t.whole_p95_ms <= GOAL_P95_MS else '**no**'} |")
+    return lines
+
+
+def measure(client: Client, end: datetime, rounds: int, warmup: int,
+            only: str | None) -> tuple[list[Timing], dict[str, Any]]:
+    window = ClickFilter.last(end + timedelta(seconds=1))
+    master = client.query(bench_queries._LARGEST_MASTER,
+                          parameters={"start": window.start}).result_rows[0][0]
+    affiliate = client.query(bench_queries._BIGGEST_AFFILIATE,
+                             parameters={"start": window.start}).result_rows[0][0]
+    scopes = {
+        "everyone": (window, BREAKDOWNS),
+        "largest IB + downline": (ClickFilter(start=window.start, end=window.end,
+                                              partner_id=master, include_downline=True),
+                                  BREAKDOWNS),
+        "one affiliate": (ClickFilter(start=window.start, end=window.end, partner_id=affiliate),
+                          AFFILIATE_BREAKDOWNS),
+    }
+    facts: dict[str, Any] = {
+        **events_data.describe(client), "master": master, "affiliate": affiliate,
+        "window": f"{window.start:%Y-%m-%d %H:%M}..{window.end:%Y-%m-%d %H:%M} UTC (30 days)",
+    }
+    timings: list[Timing] = []
+    for scope, (f, breakdowns) in scopes.items():
+        for question, (events_part, whole) in scope_questions(client, f, breakdowns).items():
+            if only and only not in question:
+                continue
+            events = timed(events_part, rounds, warmup)
+            answers = timed(whole, rounds, warmup)
+            timings.append(timing(scope, question, events, answers))
+            events_data.say(f"  {scope}: {question}: events part p95 "
+                            f"{timings[-1].events_p95_ms:.1f} ms, whole answer p95 "
+                            f"{timings[-1].whole_p95_ms:.1f} ms")
+    facts["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return timings, facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="events_queries", description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=10_000_000, help="clicks (10M)")
+    parser.add_argument("--events", type=int, default=5_000_000, help="events (5M)")
+    parser.add_argument("--days", type=int, default=90, help="days of clicks (90)")
+    parser.add_argument("--rounds", type=int, default=20, help="timed runs per question (20)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (2)")
+    parser.add_argument("--only", help="only the questions whose name holds this text")
+    parser.add_argument("--data-dir", type=Path,
+                        help="keep the data here; reused when it already holds events")
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
+    args = parser.parse_args(argv)
+    temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-events-queries-"))
+    directory = (args.data_dir or temp / "clickhouse").resolve()  # type: ignore[operator]
+    client = open_clickhouse(f"chdb://{directory}")
+    try:
+        applied = migrate(client)
+        existing = int(client.query("SELECT count() FROM invite.events").result_rows[0][0])
+        if existing:
+            events_data.say(f"reusing {existing:,} events in {directory}"
+                            + (f" (schema migrations {applied} applied)" if applied else ""))
+            end = client.query("SELECT max(ts) FROM invite.clicks").result_rows[0][0]
+            end = end.replace(tzinfo=UTC)
+        else:
+            end = datetime.now(UTC)
+            events_data.generate(client, args.clicks, args.days, end, args.events)
+        events_data.say(f"timing {args.rounds} rounds per question and part")
+        timings, facts = measure(client, end, args.rounds, args.warmup, args.only)
+        print("\n".join(report(timings, facts)))
+        if args.json:
+            args.json.write_text(json.dumps(
+                {"facts": facts, "timings": [asdict(t) for t in timings],
+                 "met": all(t.events_p95_ms <= GOAL_P95_MS for t in timings),
+                 "whole_met": all(t.whole_p95_ms <= GOAL_P95_MS for t in timings)},
+                indent=2, default=str))
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
