@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from analytics import dashboard, export, links, names, queries, tree
 from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse
+from analytics.commissions.api import CommissionsApi
 from analytics.events import queries as funnel_events
 from analytics.filters import (
     FILTER_PARAMETERS,
@@ -138,7 +139,9 @@ class AnalyticsApi:
         self._revocations = TokenRevocations()
         self._client_provider = client_provider
         self._queries = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
-        self._exports = export.Exports(self._open_export_client(export_client_factory), self._call)
+        # Downloads, closes and months computed again each take a connection of their own.
+        self._exports_client = self._open_export_client(export_client_factory)
+        self._exports = export.Exports(self._exports_client, self._call)
         self._clickhouse_down = False
 
     def routes(self) -> list[BaseRoute]:
@@ -149,6 +152,9 @@ class AnalyticsApi:
             Route("/api/analytics/funnel", _json_errors(self.funnel), methods=["GET"]),
             Route("/api/analytics/tree", _json_errors(self.tree), methods=["GET"]),
             Route("/api/analytics/clicks.csv", _json_errors(self.clicks_csv), methods=["GET"]),
+            *(Route(route.path, _json_errors(route.endpoint), methods=route.methods)
+              for route in CommissionsApi(self._settings, self.ask_as,
+                                          self._exports_client).routes()),
             *(Route(route.path, _json_errors(route.endpoint), methods=route.methods)
               for route in Privacy(self._settings, self._call_with_shared_client).routes()),
             *dashboard.routes,
@@ -273,6 +279,17 @@ class AnalyticsApi:
 
         async with self._queries:
             return await run_in_threadpool(self._call_with_shared_client, scoped)
+
+    async def ask_as(self, viewer: Viewer, question: Callable[[Client], T]) -> T:
+        """Run a question on the shared client in a worker thread, after checking that the
+        viewer's partner token was not revoked."""
+
+        def checked(client: Client) -> T:
+            self._revocations.check(client, viewer)
+            return question(client)
+
+        async with self._queries:
+            return await run_in_threadpool(self._call_with_shared_client, checked)
 
     def _call_with_shared_client(self, question: Callable[[Client], T]) -> T:
         try:

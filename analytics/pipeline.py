@@ -1,5 +1,5 @@
-"""`invite batcher`: the batchers of the click and conversion streams and the partners sync, in
-one process until SIGINT/SIGTERM."""
+"""`invite batcher`: the batchers of the click, conversion and event streams, crediting, the
+commissions ledger and the partners sync, in one process until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from analytics.batcher import Batcher
 from analytics.batcher_metrics import BatcherStats
 from analytics.clickhouse import open_clickhouse
+from analytics.commissions.worker import CommissionsWorker
 from analytics.events.crediting import Crediting
 from analytics.partners_sync import PartnersSync
 from analytics.retention import migrate_with_retention
@@ -55,6 +56,8 @@ async def run_batcher(
     clickhouse_url = settings.analytics.clickhouse_url
     batcher_settings = settings.batcher
     redis = open_redis(url, timeout_s=max(5.0, batcher_settings.flush_interval_s * 3), decode=False)
+    # The ledger's reads (history, plans) decode; its passes may hold a lock for minutes.
+    redis_text = open_redis(url, timeout_s=30.0)
     feed = open_redis(url, timeout_s=5.0, feed=True, decode=False)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,6 +83,10 @@ async def run_batcher(
             redis, clickhouse, batcher_settings, EVENTS, registry=batcher.metrics.registry
         )
         crediting = Crediting(redis, clickhouse)
+        # Its own client: a month computed again holds it for a minute, and an embedded
+        # client runs one statement at a time (the batchers' inserts must not wait).
+        ledger_client = await asyncio.to_thread(open_clickhouse, clickhouse_url)
+        commissions = CommissionsWorker(redis_text, ledger_client, settings.currency)
         partners = PartnersSync(
             redis, clickhouse, interval_s=batcher_settings.partners_sync_s, feed=feed
         )
@@ -88,6 +95,7 @@ async def run_batcher(
             loop.create_task(conversions.run(), name="conversions-batcher"),
             loop.create_task(events.run(), name="events-batcher"),
             loop.create_task(crediting.run(), name="crediting"),
+            loop.create_task(commissions.run(), name="commissions"),
             loop.create_task(partners.run(), name="partners-sync"),
         ]
         progress = loop.create_task(
@@ -99,7 +107,7 @@ async def run_batcher(
                  redact_url(clickhouse_url))
         stopped = loop.create_task(stop.wait())
         await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for worker in (batcher, conversions, events, crediting, partners):
+        for worker in (batcher, conversions, events, crediting, commissions, partners):
             worker.stop()
         await asyncio.gather(*tasks)  # a failure of any surfaces here
         progress.cancel()
@@ -107,12 +115,14 @@ async def run_batcher(
         await asyncio.gather(progress, stopped, return_exceptions=True)
         _log_progress((batcher, conversions, events))
         await asyncio.to_thread(clickhouse.close)
+        await asyncio.to_thread(ledger_client.close)
         return batcher.stats
     finally:
         if install_signal_handlers:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         await redis.aclose()
+        await redis_text.aclose()
         await feed.aclose()
 
 

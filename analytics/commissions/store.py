@@ -12,9 +12,8 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 
 from analytics.commissions.months import month_of, months_between
-from analytics.commissions.plans import Terms, parse_terms
+from analytics.commissions.plans import PlanInvalid, Terms, parse_terms
 from edge.clock import iso_utc, now_ms
-from edge.errors import Conflict
 from edge.redis_client import as_text
 from edge.registry.keys import PLANS_PREFIX, plan_key
 
@@ -124,10 +123,9 @@ class CommissionStore:
             touched = months_between(month_of(start), month_of(now))
             reached = sorted(set(touched) & closed)
             if reached:
-                raise Conflict(
-                    f"effectiveFrom {iso_utc(start)} reaches into closed period {reached[0]}: "
-                    "a closed month's lines are frozen; start the version after it"
-                )
+                raise PlanInvalid(
+                    "effectiveFrom", f"{iso_utc(start)} reaches into closed period {reached[0]}: "
+                    "a closed month's lines are frozen; start the version after it")
             version = PlanVersion(plan_id, max((v.version for v in versions), default=0) + 1,
                                   start, now, terms)
             # The ledger sees the new version and computes the open months it reaches again.

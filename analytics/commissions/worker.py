@@ -157,18 +157,18 @@ class CommissionsWorker:
         since = max(int(state.get("credited", 0)) - OVERLAP_MS, 0)
         users, touched, mark = self._changed_since(since)
         first_pass = "credited" not in state
-        if first_pass or dirty:
-            with_events = self._months_with_events()
-            # Only months with events can have lines; the first pass computes all of them.
-            dirty = with_events if first_pass else dirty & (with_events | {today})
-            if first_pass:
-                users, touched = set(), set()
+        if first_pass:
+            users, touched = set(), set()
         for month in sorted(touched):
             following = next_month(month)
             if following <= today and following not in found.closed and following not in dirty:
                 before = inputs.stored_tiers(client, following)
                 if inputs.write_tiers(client, following, found.plans) != before:
                     dirty.add(following)
+        if first_pass or dirty:
+            with_events = self._months_with_events()
+            # Only months with events can have lines; the first pass computes all of them.
+            dirty = with_events if first_pass else dirty & with_events
         for month in sorted(dirty - found.closed):
             if month > today:
                 continue

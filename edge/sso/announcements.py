@@ -1,8 +1,10 @@
-"""Partner notifications the analytics side finds (a referral's first deposit), read from
-`invite:notifications` and handed to the outbox, which signs, sends and retries them.
+"""Partner notifications the analytics side finds (a referral's first deposit, a closed month's
+statement), read from `invite:notifications` and handed to the outbox, which signs, sends and
+retries them.
 
 Every edge process reads in the consumer group `announcers`; an entry is acknowledged once its
-notification is in the outbox (idempotent per user: a referral's FTD is announced once).
+notification is in the outbox (idempotent: a referral's FTD is announced once, a month's
+statement once per partner).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ log = logging.getLogger("invite.announcements")
 GROUP = "announcers"
 READ_BLOCK_MS = 1000
 RETRY_S = 1.0
-KNOWN = frozenset({"referral.ftd"})
+KNOWN = frozenset({"referral.ftd", "commission.statement"})
 
 
 class Announcements:
@@ -88,18 +90,37 @@ class Announcements:
             log.warning("skipping an unreadable partner notification: %s", exc)
             return
         kind, partner_id = notice.get("type"), notice.get("partnerId")
-        user_id = notice.get("userId")
-        if kind not in KNOWN or not isinstance(partner_id, str) or not isinstance(user_id, str):
+        body = _body(notice) if kind in KNOWN and isinstance(partner_id, str) else None
+        if body is None or not isinstance(partner_id, str):
             log.warning("skipping a partner notification of kind %r", str(kind)[:40])
             return
         partner = await self._registry.find(partner_id)
         if partner is None or not partner.webhook_url:
             return  # nobody to tell
-        body = {
-            "type": kind, "eventId": f"ftd:{user_id}", "partnerId": partner_id,
+        await self._outbox.submit(
+            notification_job(body["eventId"], partner_id, partner.webhook_url, body), budget_s=0
+        )
+
+
+def _body(notice: dict[str, Any]) -> dict[str, Any] | None:
+    """What the partner's webhook gets; its eventId makes the notification idempotent (once per
+    referral for a first deposit, once per month for a statement). None: not a notice."""
+    partner_id = notice["partnerId"]
+    if notice["type"] == "referral.ftd":
+        user_id = notice.get("userId")
+        if not isinstance(user_id, str):
+            return None
+        return {
+            "type": "referral.ftd", "eventId": f"ftd:{user_id}", "partnerId": partner_id,
             "userId": user_id, "depositEventId": notice.get("eventId"),
             "amount": notice.get("amount"), "ts": notice.get("ts"),
         }
-        await self._outbox.submit(
-            notification_job(f"ftd:{user_id}", partner_id, partner.webhook_url, body), budget_s=0
-        )
+    period = notice.get("period")
+    if not isinstance(period, str):
+        return None
+    return {
+        "type": "commission.statement", "eventId": f"statement:{period}", "partnerId": partner_id,
+        "period": period, "lines": notice.get("lines"), "amount": notice.get("amount"),
+        "currency": notice.get("currency"),
+        "statement": f"/api/statements/{partner_id}/{period}",
+    }

@@ -14,16 +14,19 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from analytics.api import create_analytics_app
 from analytics.clickhouse import Client
 from analytics.commissions.plans import parse_terms
 from analytics.commissions.store import CommissionStore, PeriodState, PlanVersion
 from analytics.commissions.worker import CommissionsWorker, PassReport
+from analytics.partners_sync import PartnersSync
 from edge.registry.destinations import DestinationPolicy
 from edge.registry.edits import PartnerEdit
 from edge.registry.partners import PartnerRegistry
 from tests.analytics.fixtures_api import insert_registrations
+from tests.analytics.test_api import AnalyticsServer
 from tests.analytics.test_crediting import Funnel
-from tests.conftest import SECRET, RedisServer
+from tests.conftest import SECRET, RedisServer, make_settings
 
 COMMISSION_TABLES = ("commissions", "commissions_staging", "commissions_scratch",
                      "commission_timeline", "commission_plans", "commission_rebates",
@@ -81,10 +84,12 @@ class Programme:
         self.funnel.post(*events)
 
     def compute(self, months: tuple[str, ...] = ()) -> PassReport:
-        """Move the events in, credit them, and run one pass of the ledger."""
+        """Move the events in, credit them, copy the partners, and run one pass of the
+        ledger."""
         self.funnel.credit()
 
         async def work(client: Redis) -> PassReport:
+            await PartnersSync(client, self.clickhouse).sync_once()
             worker = CommissionsWorker(client, self.clickhouse, self.currency)
             lock = CommissionStore(client).ledger_lock(blocking_timeout=10)
             assert await lock.acquire()
@@ -118,3 +123,16 @@ def programme(redis_client: redis.Redis, redis_server: RedisServer,
     for table in COMMISSION_TABLES:
         clickhouse.command(f"TRUNCATE TABLE IF EXISTS invite.{table}")
     yield Programme(redis_server.url, clickhouse, Funnel(redis_server.url, clickhouse))
+
+
+@pytest.fixture
+def ledger_api(programme: Programme, redis_server: RedisServer, clickhouse_session: Client,
+               tmp_path: Any) -> Iterator[AnalyticsServer]:
+    """`invite analytics`'s app on the test's Redis and the session's chDB engine."""
+    settings = make_settings(
+        tmp_path / "analytics", redis_server.url,
+        INVITE_CLICKHOUSE_URL=f"chdb://{clickhouse_session.path}",  # type: ignore[attr-defined]
+    )
+    server = AnalyticsServer(settings, create_analytics_app(settings, clickhouse_session))
+    yield server
+    server.stop()
