@@ -26,8 +26,8 @@ from edge.registry.paging import LinkQuery, Page, PartnerQuery, encode_cursor
 
 # A filtered page reads at most this many index entries (or links); past that it comes back
 # short, with a nextCursor to go on from, so no request holds Redis or the edge for long.
-MAX_SCANNED = 100_000
-INDEX_CHUNK = 1000
+MAX_SCANNED = 250_000
+INDEX_CHUNK = 5000
 LINK_CHUNK = 200
 MAX_TREE_NODES = 2000
 
@@ -97,23 +97,27 @@ async def list_partners(redis: Redis, query: PartnerQuery) -> Page[PartnerSummar
         source = kids_index_key(query.parent_id)
     else:
         source = siblings_key(None) if query.roots else PARTNER_INDEX
-    filtered = query.status is not None or bool(query.folded_search)
-    chunk = INDEX_CHUNK if filtered else query.limit + 1
+    wanted = query.folded_search
+    chunk = INDEX_CHUNK if query.status is not None or wanted else query.limit + 1
     low = after_bound(query.after) if query.after else "-"
     matched: list[str] = []
     last_seen, scanned, exhausted = query.after, 0, False
     while len(matched) <= query.limit and scanned < MAX_SCANNED:
         members = [as_text(m) for m in await redis.zrangebylex(source, low, "+", 0, chunk)]
         for member in members:
-            entry = Entry.parse(member)
             scanned += 1
-            if entry.partner_id == last_seen:
+            # Most entries of a search fail here, in C: the id and name are in the entry.
+            if wanted and wanted not in member.casefold():
+                continue
+            entry = Entry.parse(member)
+            if matched and entry.partner_id == matched[-1]:
                 continue  # a stale second entry of one partner
-            last_seen = entry.partner_id
             if _matches(query, entry.status, entry.partner_id, entry.folded_name):
                 matched.append(entry.partner_id)
                 if len(matched) > query.limit:
                     break
+        if members:
+            last_seen = Entry.parse(members[-1]).partner_id
         if len(members) < chunk:
             exhausted = True
             break
