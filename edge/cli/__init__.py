@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from edge.cli import importer, operations, servers
+from edge.cli import commissions, importer, operations, servers
 from edge.cli.parser import build_parser
 from edge.config import Settings
 from edge.errors import CliError, ConfigError, InviteError
@@ -37,6 +37,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command in server_commands:
         return server_commands[args.command](args)  # each builds the settings it needs
     settings = Settings.from_env()
+    if args.command == "commissions":
+        return commissions.recompute_command(settings, args.period)
     if args.command == "events":
         return importer.import_events(settings, args.file, args.skip_bad)
     if args.command == "ctrader" and args.action == "partner":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -100,6 +101,14 @@ def build_parser() -> Parser:
     load.add_argument("--skip-bad", metavar="OUT", type=Path,
                       help="write bad lines (with the reasons) to OUT and go on")
 
+    commissions = commands.add_parser("commissions", help="the commissions ledger")
+    commission_cmds = commissions.add_subparsers(dest="action", required=True,
+                                                 parser_class=Parser)
+    recompute = commission_cmds.add_parser(
+        "recompute", help="compute an open month's lines again from the events (progress shown)")
+    recompute.add_argument("--period", required=True, metavar="YYYY-MM", type=_period,
+                           help="the month, e.g. 2026-11")
+
     _ctrader_commands(commands)
     return parser
 
@@ -133,6 +142,12 @@ def _cursor(kind: str, text: str) -> str:
         raise argparse.ArgumentTypeError(exc.message) from None
     if kind == "links" and not (is_ascii_digits(position) and int(position) >= 1):
         raise argparse.ArgumentTypeError("this cursor was not printed by `invite link list`")
+    return text
+
+
+def _period(text: str) -> str:
+    if re.fullmatch(r"(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])", text) is None:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a month written YYYY-MM")
     return text
 
 
