@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -19,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from analytics import dashboard, export, links, names, queries, tree
 from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse
+from analytics.commissions import figures as commission_figures
 from analytics.commissions.api import CommissionsApi
 from analytics.events import queries as funnel_events
 from analytics.filters import (
@@ -68,6 +71,7 @@ ClientProvider = Callable[[], Client]
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 NO_FIGURES: Final = funnel_events.Figures()
+ZERO: Final = Decimal(0)
 # The tree answers for a partner's subtree as a whole: includeDownline has no meaning there.
 TREE_PARAMETERS: Final = ("from", "to", "partnerId", "campaign")
 
@@ -165,7 +169,9 @@ class AnalyticsApi:
 
         def question(client: Client) -> dict[str, Any]:
             body = summary_json(f, queries.summary(client, f))
-            body.update(funnel_events.figures(client, f).to_json())
+            figures = replace(funnel_events.figures(client, f),
+                              commissions=commission_figures.total(client, f))
+            body.update(figures.to_json())
             if not f.partner_scoped:  # the admin's: events no registration names yet
                 body["unattributedEvents"] = funnel_events.unattributed_events(client, f)
             return body
@@ -180,9 +186,10 @@ class AnalyticsApi:
         def question(client: Client) -> list[dict[str, Any]]:
             points = queries.timeseries(client, f, interval)
             by_bucket = funnel_events.figures_by_bucket(client, f, interval)
-            return [{**point_json(point),
-                     **by_bucket.get(int(point.start.timestamp()), NO_FIGURES).to_json()}
-                    for point in points]
+            paid = commission_figures.by_bucket(client, f, interval)
+            return [{**point_json(point), **replace(
+                by_bucket.get(bucket, NO_FIGURES), commissions=paid.get(bucket, ZERO)).to_json()}
+                    for point in points for bucket in [int(point.start.timestamp())]]
 
         body = {"filter": filter_json(f), "interval": interval,
                 "points": await self._ask(viewer, f, question)}
@@ -203,7 +210,10 @@ class AnalyticsApi:
                 beside = links.link_columns(client, f, keys)
             else:
                 by_key = funnel_events.figures_by_key(client, f, column, keys)
-                beside = {key: by_key.get(key, NO_FIGURES).to_json() for key in keys}
+                paid = commission_figures.by_key(client, f, column, keys)
+                beside = {key: replace(by_key.get(key, NO_FIGURES),
+                                       commissions=paid.get(key, ZERO)).to_json()
+                          for key in keys}
             if by == "partner":
                 named = names.names(client, keys)
                 for key in keys:

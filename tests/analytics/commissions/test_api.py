@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from edge.streams import NOTIFICATION_STREAM
 from tests.analytics.commissions.conftest import Programme, ms
 from tests.analytics.commissions.test_rules import deposit, reversal, trade
+from tests.analytics.fixtures_api import click, insert_clicks
 from tests.analytics.test_api import AnalyticsServer
 
 pytestmark = pytest.mark.servers
@@ -244,3 +246,30 @@ def test_hostile_parameters_never_get_a_5xx(
         period = admin.post(f"/api/periods/{segment}/close")
     for response in (lines, plan, statement, period):
         assert response.status_code < 500, response.text
+
+
+def test_the_marketing_figures_carry_the_commissions_of_the_referrals(
+    programme: Programme, ledger_api: AnalyticsServer,
+) -> None:
+    setup_month(programme, ledger_api)
+    insert_clicks(programme.clickhouse, [click("sub", at=datetime(2026, 11, 1, tzinfo=UTC),
+                                               ancestors=["master", "ib"])])
+    november = {"from": "2026-11-01", "to": "2026-11-30"}
+    with ledger_api.admin() as admin:
+        downline = admin.get("/api/analytics/summary",
+                             params={**november, "partnerId": "ib", "includeDownline": "1"})
+        own_referrals = admin.get("/api/analytics/summary", params={**november, "partnerId": "ib"})
+        series = admin.get("/api/analytics/timeseries", params=november).json()
+        by_partner = admin.get("/api/analytics/breakdown", params={**november, "by": "partner"})
+        by_campaign = admin.get("/api/analytics/breakdown", params={**november, "by": "campaign"})
+    with ledger_api.partner("sub") as sub:
+        as_sub = sub.get("/api/analytics/summary", params=november).json()
+    # every level's lines on sub's referral: 343.33; the sub-IB's own referrals: none
+    assert downline.json()["commissions"] == "343.33"
+    assert own_referrals.json()["commissions"] == "0.00"
+    assert sum(Decimal(point["commissions"]) for point in series["points"]) == Decimal("343.33")
+    assert {row["key"]: row["commissions"] for row in by_partner.json()["rows"]
+            if row["key"] == "sub"} == {"sub": "343.33"}
+    assert [row["commissions"] for row in by_campaign.json()["rows"]] == ["343.33"]
+    # a partner sees what its own subtree earns, not its uplines' overrides
+    assert as_sub["commissions"] == "264.10"
