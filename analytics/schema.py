@@ -245,11 +245,44 @@ DESCENDANTS_BREAKDOWN = ClickView(
     "GROUP BY ancestor_id, day, dimension, value",
     index_granularity=VIEW_GRANULE_ROWS,
 )
-# The views the API reads, as they are now (migration 5 and later).
-CLICK_VIEWS: tuple[ClickView, ...] = (
+# The views as migration 6 left them.
+_MIGRATION_6_VIEWS: tuple[ClickView, ...] = (
     *(replace(view, index_granularity=VIEW_GRANULE_ROWS) for view in _MIGRATION_3_VIEWS),
     DESCENDANTS_BREAKDOWN,
 )
+# Links and sub-IDs (schema migration 10), credited clicks by day like the breakdowns above:
+# everyone's top-20 of link codes or sub-IDs reads its own rows, a subtree's reads the rows of
+# its root (the root's own clicks are one primary-key range of `clicks`), instead of every raw
+# click of the range (docs/benchmarks.md, "Queries").
+LINK_BREAKDOWN_COLUMNS = {"link": "code", "subId": "sub_id"}
+_LINK_PAIRS = ", ".join(
+    f"('{dimension}', {column})" for dimension, column in LINK_BREAKDOWN_COLUMNS.items()
+)
+LINKS_BREAKDOWN = ClickView(
+    table="clicks_links_daily",
+    columns=f"dimension LowCardinality(String), day Date, value String, {_COUNT_COLUMNS}",
+    order_by="dimension, day, value",
+    partition_by="toYYYYMM(day)",
+    select=f"SELECT pair.1 AS dimension, toDate(ts) AS day, pair.2 AS value, {_COUNTS} "
+    f"FROM {{source}} ARRAY JOIN [{_LINK_PAIRS}] AS pair "
+    "WHERE outcome = 'credited' AND partner_id != '' GROUP BY dimension, day, value",
+    index_granularity=VIEW_GRANULE_ROWS,
+)
+DESCENDANTS_LINKS = ClickView(
+    table="clicks_descendants_links_daily",
+    columns=f"ancestor_id String, dimension LowCardinality(String), day Date, value String, "
+    f"{_COUNT_COLUMNS}",
+    order_by="ancestor_id, dimension, day, value",
+    partition_by="toYYYYMM(day)",
+    select=f"SELECT ancestor_id, pair.1 AS dimension, toDate(ts) AS day, pair.2 AS value, "
+    f"{_COUNTS} FROM {{source}} ARRAY JOIN ancestors AS ancestor_id "
+    f"ARRAY JOIN [{_LINK_PAIRS}] AS pair WHERE outcome = 'credited' AND partner_id != '' "
+    "GROUP BY ancestor_id, dimension, day, value",
+    index_granularity=VIEW_GRANULE_ROWS,
+)
+_LINK_VIEWS = (LINKS_BREAKDOWN, DESCENDANTS_LINKS)
+# The views the API reads, as they are now (migration 10 and later).
+CLICK_VIEWS: tuple[ClickView, ...] = (*_MIGRATION_6_VIEWS, *_LINK_VIEWS)
 
 
 def _rebuilt_in_small_granules(view: ClickView) -> tuple[str, ...]:
@@ -442,12 +475,22 @@ MIGRATIONS: tuple[Migration, ...] = (
           for statement in _rebuilt_in_small_granules(view)),
         DESCENDANTS_BREAKDOWN.target_ddl,
         f"TRUNCATE TABLE {DATABASE}.{DESCENDANTS_BREAKDOWN.table}",
-        *(view.view_ddl for view in CLICK_VIEWS),
+        *(view.view_ddl for view in _MIGRATION_6_VIEWS),
         DESCENDANTS_BREAKDOWN.backfill,
     )),
     Migration(7, "funnel events: events, events_credited", MIGRATION_7),
     Migration(8, "events_credited.reversed: reversed events keep their credit", MIGRATION_8_EVENTS),
     Migration(9, "commissions: the ledger and what it is computed from", MIGRATION_9),
+    # Run it with the batchers stopped (the backfill reads `clicks` as it is); rerunnable.
+    Migration(10, "links and sub-IDs by day: for everyone and for each subtree", tuple(
+        statement for view in _LINK_VIEWS for statement in (
+            f"DROP VIEW IF EXISTS {DATABASE}.{view.table}_mv",
+            view.target_ddl,
+            f"TRUNCATE TABLE {DATABASE}.{view.table}",
+            view.view_ddl,
+            view.backfill,
+        )
+    )),
 )
 
 

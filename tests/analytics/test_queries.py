@@ -293,6 +293,29 @@ def test_an_hourly_series_over_whole_days_puts_each_click_in_its_hour(
     ]
 
 
+@pytest.mark.parametrize("partner", [None, TREE.master])
+def test_links_and_sub_ids_count_whole_days_from_their_view_and_the_ends_raw(
+    clickhouse: Client, partner: str | None
+) -> None:
+    insert_clicks(clickhouse, [
+        click(at=DAY - hours(1), code="early", sub_id="a"),  # before the range
+        click(at=DAY + hours(0.5), code="tg", sub_id="a"),  # partial first day
+        click(at=DAY + hours(30), code="tg", sub_id="b"),  # a whole day
+        click(at=DAY + hours(49), code="ig", sub_id="b", **BOT),  # partial last day
+        click(at=DAY + hours(50), code="ig", sub_id="b", outcome="suspended"),
+    ])
+    f = ClickFilter(start=DAY + hours(0.25), end=DAY + hours(49.5), partner_id=partner,
+                    include_downline=partner is not None)
+
+    by_link = queries.breakdown(clickhouse, f, "link", 20)
+    by_sub_id = queries.breakdown(clickhouse, f, "subId", 20)
+
+    assert [(r.key, r.clicks, r.human_clicks, r.unique_visitors) for r in by_link] == [
+        ("tg", 2, 2, 2), ("ig", 1, 0, 0),
+    ]
+    assert [(r.key, r.clicks, r.human_clicks) for r in by_sub_id] == [("b", 2, 1), ("a", 1, 1)]
+
+
 def test_series_days_are_utc_days(clickhouse: Client) -> None:
     insert_clicks(clickhouse, [click(at=DAY - timedelta(minutes=1)), click(at=DAY)])
     f = ClickFilter(start=DAY - timedelta(days=1), end=DAY + timedelta(days=1))
