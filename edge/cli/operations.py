@@ -63,6 +63,7 @@ async def registry_command(settings: Settings, args: argparse.Namespace) -> int:
                 parent_id=KEEP if args.parent is None else args.parent, name=args.name,
                 type=args.type, status=args.status,
                 destination=KEEP if args.destination is None else args.destination,
+                plan_id=KEEP if args.plan is None else args.plan,
             )
             partner, _ = await registry.upsert(args.partner_id, edit)
             result = partner.to_json()

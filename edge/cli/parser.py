@@ -61,6 +61,8 @@ def build_parser() -> Parser:
     add.add_argument("--name")
     add.add_argument("--status", choices=PARTNER_STATUSES)
     add.add_argument("--destination", help="registration URL for this partner's links")
+    add.add_argument("--plan", metavar="PLAN_ID",
+                     help="its commission plan (default: its nearest ancestor's)")
     show = partner_cmds.add_parser("show", help="print a partner")
     show.add_argument("partner_id", metavar="PARTNER_ID")
     listing = partner_cmds.add_parser(

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from edge.cli.embedded_redis import free_port
+from edge.registry.keys import plan_key
 from tests.conftest import SECRET, RedisServer, ctrader_env, stream_events, wait_for
 from tests.edge.hotpath.test_clicks import CHROME, Traffic, _assert_each_answered_click_once
 from tests.fake_ctrader import FakeCTrader
@@ -150,6 +151,19 @@ def test_partner_and_link_commands_write_the_registry(
                       **env)
     assert refused.returncode == 1
     assert "evil.test" in refused.stderr
+
+
+@pytest.mark.servers
+def test_partner_add_takes_a_plan_that_exists(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    env = {"INVITE_REDIS_URL": redis_server.url}
+    missing = _invite(tmp_path, "partner", "add", "ib-1", "--plan", "std", **env)
+    assert missing.returncode == 1 and "PUT /api/plans/std" in missing.stderr
+    redis_client.hset(plan_key("std"), "1", "{}")
+    added = _invite(tmp_path, "partner", "add", "ib-1", "--plan", "std", **env)
+    assert added.returncode == 0, added.stderr
+    assert orjson.loads(added.stdout)["planId"] == "std"
 
 
 @pytest.fixture
