@@ -3,12 +3,15 @@
 Their raw rows go from everywhere they are kept: the Redis streams the batcher has not moved yet
 and the dead letters, `invite.clicks` and `invite.conversions`. The aggregated views keep their
 counts, which hold no identities (visitor states are HyperLogLog sketches of hashes).
-The answer says how many rows went from each place.
+Their funnel events go too (`invite.events`, `invite.events_credited`, the event stream); the
+commissions ledger keeps their lines (what partners were paid: accounting records) with the
+person's id removed. The answer says how many rows went from each place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -32,6 +35,8 @@ from edge.streams import (
     CLICK_STREAM,
     CONVERSION_DEAD_LETTERS,
     CONVERSION_STREAM,
+    EVENT_DEAD_LETTERS,
+    EVENT_STREAM,
     decode_payload,
     entry_payload,
 )
@@ -89,6 +94,20 @@ def _delete(client: Client, table: str, where: str, parameters: dict[str, Any]) 
             f"DELETE FROM {DATABASE}.{table} WHERE {where}",  # noqa: S608 - our constants
             parameters=parameters, settings={"lightweight_deletes_sync": 2},
         )
+    return count
+
+
+def _unnamed_lines(client: Client, user_id: str) -> int:
+    """The ledger keeps a person's commission lines (accounting records: what partners were
+    paid), without the person's id."""
+    count = int(client.query(
+        f"SELECT count() FROM {DATABASE}.commissions WHERE user_id = {{user:String}}",  # noqa: S608
+        parameters={"user": user_id}).result_rows[0][0])
+    if count:
+        client.command(
+            f"ALTER TABLE {DATABASE}.commissions UPDATE user_id = '' "
+            "WHERE user_id = {user:String}",
+            parameters={"user": user_id}, settings={"mutations_sync": 2})
     return count
 
 
@@ -183,13 +202,20 @@ class Privacy:
                                    {"user": user_id})
         )
         erased["clickhouse:clicks"] = await self._clicks_twice(visitors, click_ids)
+        for table in ("events", "events_credited"):
+            erased[f"clickhouse:{table}"] = await self._clickhouse(
+                functools.partial(_delete, table=table, where="user_id = {user:String}",
+                                  parameters={"user": user_id}))
+        erased["clickhouse:commissions (user id removed)"] = await self._clickhouse(
+            lambda client: _unnamed_lines(client, user_id))
         return JSONResponse({"userId": int(user_id), "erased": erased}, headers=NO_STORE)
 
     async def _user_in_redis(
         self, redis: Redis, user_id: str, click_ids: list[str], visitors: list[str]
     ) -> dict[str, int]:
         erased: dict[str, int] = {}
-        for stream in (CONVERSION_STREAM, CONVERSION_DEAD_LETTERS):
+        for stream in (CONVERSION_STREAM, CONVERSION_DEAD_LETTERS, EVENT_STREAM,
+                       EVENT_DEAD_LETTERS):
             erased[f"redis:{stream}"] = await erase_from_stream(
                 redis, stream, lambda event: str(event.get("user_id", "")) == user_id, [user_id]
             )

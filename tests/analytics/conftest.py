@@ -20,7 +20,7 @@ CHROME_WINDOWS = (
     "Chrome/120.0.0.0 Safari/537.36"
 )
 STREAM = "invite:clicks"
-TABLES = ("clicks", "conversions", "partners", "events", "events_credited",
+TABLES = ("clicks", "conversions", "partners", "events", "events_credited", "commissions",
           *(view.table for view in CLICK_VIEWS))
 
 

@@ -123,6 +123,37 @@ def test_erasing_a_user_removes_registrations_their_clicks_and_the_visitor(
     assert not redis_client.exists("invite:{outbox}:user:4711")
 
 
+def test_erasing_a_user_removes_its_funnel_events_and_unnames_its_commission_lines(
+    api: AnalyticsServer, clickhouse: Client, redis_client: redis.Redis
+) -> None:
+    for user in ("4711", "4712"):
+        row = {"user": user, "event": f"dep-{user}", "line": f"line-{user}"}
+        clickhouse.command(
+            "INSERT INTO invite.events (event_id, event_type, ts, user_id) VALUES "
+            "({event:String}, 'deposit', now64(3), {user:String})", parameters=row)
+        clickhouse.command(
+            "INSERT INTO invite.events_credited (event_id, event_type, ts, user_id, partner_id, "
+            "sign) VALUES ({event:String}, 'deposit', now64(3), {user:String}, 'ib-1', 1)",
+            parameters=row)
+        clickhouse.command(
+            "INSERT INTO invite.commissions (line_id, period, user_id, partner_id, kind, amount) "
+            "VALUES ({line:String}, '2026-11', {user:String}, 'ib-1', 'cpa', 250)",
+            parameters=row)
+    redis_client.xadd("invite:{events}", {"e": orjson.dumps({"user_id": "4711"})})
+    with api.admin() as http:
+        response = http.delete("/api/privacy/users/4711")
+    assert response.status_code == 200, response.text
+    erased = response.json()["erased"]
+    assert erased["clickhouse:events"] == erased["clickhouse:events_credited"] == 1
+    assert erased["clickhouse:commissions (user id removed)"] == 1
+    assert erased["redis:invite:{events}"] == 1
+    assert clickhouse.query("SELECT user_id FROM invite.events").result_rows == [("4712",)]
+    lines = clickhouse.query(
+        "SELECT line_id, user_id, amount FROM invite.commissions ORDER BY line_id").result_rows
+    assert [(line, user, str(amount)) for line, user, amount in lines] == [
+        ("line-4711", "", "250.00"), ("line-4712", "4712", "250.00")]
+
+
 @pytest.mark.parametrize(("path", "status"), [
     ("/api/privacy/users/²", 422), ("/api/privacy/users/0", 422),
     ("/api/privacy/users/-1", 422), ("/api/privacy/visitors/%20", 422),
