@@ -48,11 +48,17 @@ def details_query(f: ClickFilter, codes: Sequence[str]) -> Query:
 
 
 def _codes_of(click_ids_sql: str) -> str:
-    """The (click id, code) of the links' clicks among the ids `click_ids_sql` selects."""
+    """The (click id, code) of the links' clicks among the ids `click_ids_sql` selects. A click id
+    holds its millisecond (UUIDv7), so only the days between the earliest and the latest of them
+    are read (ids of another kind read from the beginning: slower, still right)."""
+    ids = f"SELECT toUUIDOrZero(click_id) AS id FROM ({click_ids_sql})"  # noqa: S608
     return (
         f"SELECT toString(click_id) AS click_id, code FROM {DATABASE}.clicks "  # noqa: S608
         "WHERE partner_id IN {partners:Array(String)} AND code IN {codes:Array(String)} "
-        f"AND click_id IN (SELECT toUUIDOrZero(click_id) FROM ({click_ids_sql}))"
+        f"AND ts >= (SELECT min(UUIDv7ToDateTime(id, 'UTC')) FROM ({ids})) "
+        f"AND ts <= (SELECT max(if(UUIDv7ToDateTime(id, 'UTC') = 0, now64(3), "
+        f"UUIDv7ToDateTime(id, 'UTC'))) FROM ({ids})) "
+        f"AND click_id IN ({ids})"
     )
 
 

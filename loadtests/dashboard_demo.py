@@ -181,8 +181,9 @@ class Demo:
             for _ in range(link["weight"] * 4):
                 human = self.random.random() < 0.85
                 headers = {"User-Agent": self.random.choice(UAS) if human else BOT_UA,
-                           "X-Country": self.random.choice(COUNTRIES),
-                           "Referer": self.random.choice(REFERRERS) or self.url}
+                           "X-Country": self.random.choice(COUNTRIES)}
+                if referer := self.random.choice(REFERRERS):
+                    headers["Referer"] = referer
                 answer = self.http.get(f"/r/{link['code']}", headers=headers)
                 location = answer.headers.get("location", "")
                 if human and "clickId=" in location and self.random.random() < 0.1:
