@@ -84,11 +84,11 @@ def subtree_registrations_query(f: ClickFilter, roots: list[str]) -> Query:
     scoped = ClickFilter(start=f.start, end=f.end, campaign=f.campaign,
                          scope_partner_id=f.scope_partner_id)
     where, parameters = raw_where(
-        scoped, "event_type = 'registration'", "partner_id != ''",
-        f"hasAny({rollups.CHAIN}, {{roots:Array(String)}})",
+        scoped, "event_type = 'registration'", "partner_id != ''", "key IN {roots:Array(String)}"
     )
     return Query(
-        select_final(f"{SUBTREE_KEY} AS key, count()", "conversions", where, "GROUP BY key"),
+        select_final(f"arrayJoin({rollups.CHAIN}) AS key, count()", "conversions", where,
+                     "GROUP BY key"),
         {**parameters, "roots": roots},
     )
 
