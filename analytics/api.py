@@ -32,6 +32,7 @@ from analytics.filters import (
     parse_limit,
     single_values,
 )
+from analytics.portal.routes import Portal
 from analytics.privacy import Privacy
 from analytics.queries import BreakdownRow, SeriesPoint, Summary
 from analytics.readiness import batcher_check, clickhouse_check
@@ -149,6 +150,7 @@ class AnalyticsApi:
         self._clickhouse_down = False
 
     def routes(self) -> list[BaseRoute]:
+        portal = Portal(self._settings, self.ask_as)
         return [
             Route("/api/analytics/summary", _json_errors(self.summary), methods=["GET"]),
             Route("/api/analytics/timeseries", _json_errors(self.timeseries), methods=["GET"]),
@@ -162,6 +164,9 @@ class AnalyticsApi:
             *(Route(route.path, _json_errors(route.endpoint), methods=route.methods)
               for route in Privacy(self._settings, self._call_with_shared_client).routes()),
             *dashboard.routes,
+            *(Route(route.path, _json_errors(route.endpoint), methods=route.methods)
+              for route in portal.api_routes()),
+            *portal.routes(),
         ]
 
     async def summary(self, request: Request) -> Response:
