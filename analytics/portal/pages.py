@@ -71,7 +71,7 @@ class Pages:
             {"day": p.day, "clicks": p.clicks, "registrations": p.registrations,
              "ftd": p.first_deposits} for p in found.series]).decode()
         return page("overview.html", self._context(
-            visit, "overview", range=window, found=found, chart=chart), csp=CHART_CSP)
+            visit, "overview", window=window, found=found, chart=chart), csp=CHART_CSP)
 
     # Links.
 
@@ -94,7 +94,7 @@ class Pages:
             rows.append({"link": link, "url": url, "figures": counted,
                          "share": share_links(url, visit.partner.name)})
         return page("links.html", self._context(
-            visit, "links", range=window, rows=rows, next_cursor=listed.next_cursor,
+            visit, "links", window=window, rows=rows, next_cursor=listed.next_cursor,
             created=query_value(visit.request, "created"), error=error, entered=entered or {},
         ), status=422 if error else 200)
 
@@ -155,7 +155,7 @@ class Pages:
         if level is None:  # another partner's, or nobody's: the same answer
             raise NotFound("no such partner in your downline")
         return page("downline.html", self._context(
-            visit, "downline", range=window, level=level, node=node))
+            visit, "downline", window=window, level=level, node=node))
 
     # Commissions.
 
