@@ -3,13 +3,16 @@
 One run opens chDB in a temp dir (or `--data-dir`, reused when it already holds the data), applies
 the schema (`analytics.schema.migrate`, views included), and generates inside ClickHouse with
 `INSERT … SELECT … FROM numbers(…)`: 5,000 partners in a three-level tree (50 master IBs, 950
-sub-IBs, 4,000 affiliates), 10M clicks over the last 90 days, and registrations for 2% of the
-people's clicks; the materialized views fill as the clicks go in. It merges the tables (as
-background merges would, given time), then adds a live tail the way the batcher writes: 20
+sub-IBs, 4,000 affiliates), 10M clicks over the last 90 days (two link codes per partner, forty
+sub-IDs on a third of the partners' links), and registrations for 2% of the people's clicks;
+the materialized views fill as the clicks go in. It merges the tables (as background merges
+would, given time), then adds a live tail the way the batcher writes: 20
 unmerged inserts of 5,000 fresh clicks. Then it times, `--rounds` times each after a warm-up, the
 calls the API makes (`analytics.queries`, reading the views and raw `clicks` for partial hours):
 the default 30-day window for everyone (admin), for the largest master IB's downline, and for one
-affiliate; and, for comparison, what the API read before (raw `clicks` FINAL, exact visitors).
+affiliate; the dashboard's IB tree, top links with their columns and names; and, for comparison,
+what the API read before (raw `clicks` FINAL, exact visitors). `--only TEXT` times the questions
+whose name contains TEXT, and "summary, everyone" beside them as a yardstick of the machine.
 
 Exit status: 0 when it ran (the goal is reported, not enforced), 2 when chdb is missing, 130 on ^C.
 """
@@ -33,7 +36,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from analytics import queries
+from analytics import links, names, queries
+from analytics import tree as ib_tree
 from analytics.clickhouse import Client, open_clickhouse
 from analytics.filters import ClickFilter
 from analytics.schema import CLICK_VIEWS, DATABASE, migrate
@@ -53,7 +57,7 @@ SELECT
     generateUUIDv7(number) AS click_id,
     toDateTime64({end:DateTime64(3, 'UTC')}, 3, 'UTC')
         - toIntervalMillisecond(rand64(1) % {span_ms:UInt64}) AS ts,
-    'c' || toString(pidx) AS code,
+    'c' || toString(pidx) || if(rand(13) % 4 = 0, '-tg', '') AS code,
     if(human, 'person', ['head', 'prefetch', 'preview', 'scanner', 'crawler'][1 + rand(2) % 5])
         AS kind,
     toUInt8(human) AS is_human,
@@ -61,7 +65,7 @@ SELECT
     if(r < 10, '', {ids:Array(String)}[pidx + 1]) AS partner_id,
     if(r < 10, [], {ancestors:Array(Array(String))}[pidx + 1]) AS ancestors,
     if(r < 10 OR pidx % 5 = 0, '', 'camp-' || toString(pidx % 7)) AS campaign,
-    '' AS sub_id,
+    if(pidx % 3 = 0, 'sub-' || toString(rand(14) % 40), '') AS sub_id,
     'https://register.broker.test/signup' AS destination,
     lower(hex(cityHash64(number % 3000000))) AS ip_hash,
     '203.0.113.0/24' AS ip_prefix,
@@ -245,7 +249,38 @@ def api_questions(
     )
     asked["summary, one affiliate"] = lambda: queries.summary(client, one)
     asked["day series, one affiliate"] = lambda: queries.timeseries(client, one, "day")
+    asked.update(dashboard_questions(client, window, master, downline))
     return asked
+
+
+def dashboard_questions(
+    client: Client, window: ClickFilter, master: str, downline: ClickFilter
+) -> dict[str, Callable[[], object]]:
+    """What the dashboard adds: the IB tree level by level, the link table's columns, names and
+    the unknown-partner check every question with a partnerId makes."""
+    as_partner = ClickFilter(start=window.start, end=window.end, partner_id=master,
+                             scope_partner_id=master)
+    master_only = ClickFilter(start=window.start, end=window.end, partner_id=master)
+
+    def top_links(f: ClickFilter) -> object:
+        rows = queries.breakdown(client, f, "link", 20)
+        return links.link_columns(client, f, [row.key for row in rows])
+
+    def top_partners_named() -> object:
+        rows = queries.breakdown(client, window, "partner", 20)
+        return names.names(client, [row.key for row in rows])
+
+    return {
+        "tree: the roots (admin), 50 busiest": lambda: ib_tree.tree(client, window, 50),
+        "tree: largest master IB's children (admin)": lambda: ib_tree.tree(client, master_only, 50),
+        "tree: largest master IB's children (its token)": (
+            lambda: ib_tree.tree(client, as_partner, 50)),
+        "top 20 links with their columns, everyone": lambda: top_links(window),
+        "top 20 links with their columns, largest master IB + downline": (
+            lambda: top_links(downline)),
+        "top 20 partners with their names, everyone": top_partners_named,
+        "unknown-partner check": lambda: names.check_known(client, master),
+    }
 
 
 def sql_questions(
@@ -289,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path,
                         help="keep the data here; reused when it already holds clicks")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--only", help="time only the questions whose name contains this")
     args = parser.parse_args(argv)
 
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-queries-"))
@@ -351,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for group, asked in groups:
             for question, call in asked.items():
+                if args.only and args.only not in question and question != "summary, everyone":
+                    continue
                 timings.append(timing(group, question, timed(call, args.rounds, args.warmup)))
                 _say(f"  {group}: {question}: p95 {timings[-1].p95_ms:.1f} ms")
         facts["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
