@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from analytics.clickhouse import Client
 from tests.analytics.fixtures_api import (
@@ -20,6 +23,7 @@ from tests.analytics.fixtures_api import (
 )
 from tests.analytics.test_api import AnalyticsServer, api, server, settings  # noqa: F401
 from tests.analytics.test_funnel import funnel_server, story  # noqa: F401
+from tests.conftest import ADMIN_TOKEN
 
 ONE_DAY = {"from": "2025-03-10", "to": "2025-03-10"}
 ROUTES = ("summary", "timeseries", "breakdown", "funnel", "clicks.csv", "tree")
@@ -275,3 +279,25 @@ def test_every_asset_of_the_page_is_served(api: AnalyticsServer, asset: str) -> 
 
     assert f"/dashboard/{asset}" in page.text
     assert response.status_code == 200
+
+
+TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
+TREE_NAMES = ["from", "to", "partnerId", "campaign", "limit"]
+
+
+@hypothesis_settings(max_examples=100, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.dictionaries(st.sampled_from(TREE_NAMES), TEXT, max_size=4),
+       by=st.sampled_from(["link", "subId", "partner"]),
+       token=st.sampled_from(["admin", "partner"]))
+def test_no_generated_tree_or_link_question_gets_a_5xx(
+    api: AnalyticsServer, query: dict[str, str], by: str, token: str  # noqa: F811
+) -> None:
+    http = api.admin() if token == "admin" else api.partner(TREE.sub)
+    with http:
+        tree = http.get("/api/analytics/tree", params=query)
+        breakdown = http.get("/api/analytics/breakdown", params={
+            **{k: v for k, v in query.items() if k != "limit"}, "by": by})
+    assert tree.status_code < 500, (query, tree.text[:300])
+    assert breakdown.status_code < 500, (query, breakdown.text[:300])
+    assert ADMIN_TOKEN not in tree.text
