@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test check browser bench-edge bench-pipeline bench-queries bench-hooks bench-events clean
+.PHONY: install run test check browser bench-edge bench-pipeline bench-queries bench-hooks bench-events \
+	bench-commissions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,9 @@ bench-queries: install
 
 bench-hooks: install
 	$(BIN)/python -m loadtests.bench_hooks
+
+bench-commissions: install
+	$(BIN)/python -m loadtests.bench_commissions
 
 # Funnel events: POST /api/events, the events batcher, the funnel questions on 10M clicks + 5M
 # events (about 15 minutes; DATA_DIR=dir keeps the generated data for the next run).
