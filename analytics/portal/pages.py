@@ -23,6 +23,7 @@ from analytics.portal.ranges import (
     neighbours,
     parse_month,
     parse_range,
+    short_month,
 )
 from analytics.portal.web import CHART_CSP, HEADERS, page, query_value
 from edge.errors import InvalidInput, NotFound
@@ -171,5 +172,5 @@ class Pages:
             visit, "commissions", period=period, period_label=month_label(period), month=month,
             previous=before if before >= "2000-01" else None,
             following=after_month if after_month <= f"{now:%Y-%m}" else None,
-            month_label=month_label,
+            month_label=month_label, short_month=short_month,
         ))

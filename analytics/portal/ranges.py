@@ -10,8 +10,8 @@ from analytics.commissions.months import check_period, next_month, previous_mont
 from edge.errors import InvalidInput
 
 PRESETS: Final = {
-    "7d": "Last 7 days",
-    "30d": "Last 30 days",
+    "7d": "7 days",
+    "30d": "30 days",
     "month": "This month",
     "last-month": "Last month",
 }
@@ -70,6 +70,10 @@ def parse_month(raw: str | None, now: datetime) -> str:
 
 def month_label(period: str) -> str:
     return f"{month_start(period):%B %Y}"
+
+
+def short_month(period: str) -> str:
+    return f"{month_start(period):%b %Y}"
 
 
 def neighbours(period: str) -> tuple[str, str]:

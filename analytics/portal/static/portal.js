@@ -50,7 +50,9 @@ if (chart) {
       legend: { orientation: "h", y: -0.2 }, hovermode: "x unified", bargap: 0.25,
       xaxis: { type: "date", tickformat: "%b %d", fixedrange: true },
       yaxis: { rangemode: "tozero", fixedrange: true, gridcolor: "#e3e7ec" },
-      yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", fixedrange: true, showgrid: false },
+      // People on the left; registrations and first deposits (whole numbers) on the right.
+      yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", fixedrange: true, showgrid: false,
+                tickmode: "auto", tickformat: ",d", nticks: 5 },
     }, { displayModeBar: false, responsive: true });
   }
 }
