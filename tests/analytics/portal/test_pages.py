@@ -156,7 +156,8 @@ def test_the_downline_opens_level_by_level_with_each_subtree_s_totals(traffic: P
         top = http.get("/portal/downline", params={"range": "7d"}).text
         desk = http.get("/portal/downline", params={"partner": "apex-desk", "range": "7d"}).text
 
-    rows = re.findall(r'<tr data-partner="([^"]+)">.*?<td [^>]*class="clicks">([^<]*)</td>', top, re.S)
+    row = r'<tr data-partner="([^"]+)">.*?<td [^>]*class="clicks">([^<]*)</td>'
+    rows = re.findall(row, top, re.S)
     assert rows == [("apex-desk", "7")]  # the desk's 3 and signals' 4
     assert re.findall(r'<tr data-partner="([^"]+)">', desk) == ["signals"]
     assert "Apex Dubai desk" in desk and "Rival" not in top + desk
