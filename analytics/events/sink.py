@@ -1,10 +1,11 @@
 """Funnel events from their stream into `invite.events`: checked again (the stream may hold what
-no intake wrote), turned into a JSONEachRow line, inserted once per eventId."""
+no intake wrote), turned into a JSONCompactEachRow line, inserted once per eventId."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 import orjson
@@ -16,44 +17,50 @@ from edge.streams import EVENT_FIELDS as STREAM_FIELDS
 from edge.streams import EVENT_TYPES as TYPES
 from edge.streams import decode_payload
 
-EVENTS_TABLE: Final = Table("events", fmt="JSONEachRow")
+# A line is the event's values in the stream's field order (every one a column of `events`).
+EVENTS_TABLE: Final = Table("events", columns=tuple((name, "") for name in STREAM_FIELDS))
 DECIMAL_FIELDS: Final = ("amount", "original_amount", "lots", "commission", "markup")
 TIME_FIELDS: Final = ("ts", "opened_at", "received_at")
 _DECIMAL: Final = re.compile(r"[0-9]{1,13}(?:\.[0-9]{1,8})?")
 _MS: Final = re.compile(r"[0-9]{1,15}")
 MAX_TEXT: Final = 128
-_FIELD_SET: Final = frozenset(STREAM_FIELDS)
 _TYPE_SET: Final = frozenset(TYPES)
+_VALUES: Final = itemgetter(*STREAM_FIELDS)
+_DECIMALS_AT: Final = tuple(STREAM_FIELDS.index(name) for name in DECIMAL_FIELDS)
+_TIMES_AT: Final = tuple(STREAM_FIELDS.index(name) for name in TIME_FIELDS)
+_TYPE_AT, _ID_AT, _TS_AT = (STREAM_FIELDS.index(name) for name in ("event_type", "event_id", "ts"))
+_DECIMALS: Final = itemgetter(*_DECIMALS_AT)
+_TIMES: Final = itemgetter(*_TIMES_AT)
 # The decimals, then the times, of an event joined by commas (which neither may hold): one match
 # each instead of one a field (docs/benchmarks.md, "Funnel events").
 _DECIMALS_JOINED: Final = re.compile(",".join([r"(?:[0-9]{1,13}(?:\.[0-9]{1,8})?)?"] * 5))
 _TIMES_JOINED: Final = re.compile(",".join([r"[0-9]{0,15}"] * 3))
 
 
-def event_row(event: dict[str, Any]) -> dict[str, Any]:
-    """The `invite.events` row of a stream event (times in seconds with ms decimals, decimals as
-    text, absent ones 0); BadEvent says what is wrong."""
+def event_values(event: dict[str, Any]) -> list[Any]:
+    """The `invite.events` row of a stream event, in the stream's field order (times in seconds
+    with ms decimals, decimals as text, absent ones 0); BadEvent says what is wrong."""
     # The intake's events pass these few checks made in C; anything else takes the checks that
     # name what is wrong, field by field.
-    try:
-        "".join(event.values())  # TypeError unless every value is a string
-        fits = (event.keys() == _FIELD_SET and max(map(len, event.values())) <= MAX_TEXT
-                and event["event_type"] in _TYPE_SET and event["event_id"] != ""
-                and _DECIMALS_JOINED.fullmatch(",".join([event[n] for n in DECIMAL_FIELDS]))
-                is not None
-                and _TIMES_JOINED.fullmatch(",".join([event[n] for n in TIME_FIELDS])) is not None
-                and event["ts"].strip("0") != "")
-    except TypeError:
-        fits = False
-    if not fits:
-        return _checked_row(event)
-    row: dict[str, Any] = dict(event)
-    for name in DECIMAL_FIELDS:
-        if not row[name]:
-            row[name] = "0"
-    for name in TIME_FIELDS:
-        row[name] = int(row[name] or "0") / 1000
-    return row
+    values: list[Any] = []
+    if len(event) == len(STREAM_FIELDS):
+        try:
+            values = list(_VALUES(event))  # KeyError for a field that is not the stream's
+            "".join(values)  # TypeError unless every value is a string
+        except (KeyError, TypeError):
+            values = []
+    if not (values and max(map(len, values)) <= MAX_TEXT and values[_TYPE_AT] in _TYPE_SET
+            and values[_ID_AT] != ""
+            and _DECIMALS_JOINED.fullmatch(",".join(_DECIMALS(values))) is not None
+            and _TIMES_JOINED.fullmatch(",".join(_TIMES(values))) is not None
+            and values[_TS_AT].strip("0") != ""):
+        return list(_VALUES(_checked_row(event)))
+    for index in _DECIMALS_AT:
+        if not values[index]:
+            values[index] = "0"
+    for index in _TIMES_AT:
+        values[index] = int(values[index] or "0") / 1000
+    return values
 
 
 def _checked_row(event: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +91,8 @@ def _checked_row(event: dict[str, Any]) -> dict[str, Any]:
 def event_line(payload: bytes | str | None) -> tuple[str, int, bytes]:
     """(event_id, ts in ms, the line inserted) of a stream entry's field `e`."""
     event = decode_payload(payload)
-    row = event_row(event)
-    return str(event["event_id"]), int(event["ts"]), orjson.dumps(row)
+    values = event_values(event)
+    return str(event["event_id"]), int(event["ts"]), orjson.dumps(values)
 
 
 def insert_events(
