@@ -41,7 +41,7 @@ _USERS_DDL: Final = f"""
 CREATE TABLE bench.users ({_USER_COLUMNS},
     account String, has_account UInt8, has_kyc UInt8, deposits UInt32, withdrawals UInt32,
     trade_weight Float64, t_account DateTime64(3, 'UTC'), t_kyc DateTime64(3, 'UTC'),
-    t_deposit DateTime64(3, 'UTC')
+    t_deposit DateTime64(3, 'UTC'), t_last DateTime64(3, 'UTC')
 ) ENGINE = MergeTree ORDER BY uidx
 """
 _STAGING_DDL: Final = """
@@ -104,13 +104,15 @@ SELECT *, toString(10000000 + uidx) AS account,
        least(2000., pow(1 - {_U.format(salt=11)}, -1 / 1.1)), 0) AS trade_weight,
     {_after("reg_ts", 5, 3 * 86_400_000)} AS t_account,
     {_after("t_account", 6, 2 * 86_400_000)} AS t_kyc,
-    {_after("t_kyc", 7, 5 * 86_400_000)} AS t_deposit
+    {_after("t_kyc", 7, 5 * 86_400_000)} AS t_deposit,
+    t_deposit + toIntervalMillisecond(least(dateDiff('millisecond', t_deposit,
+        {{end:DateTime64(3, 'UTC')}}), toInt64((5 + 55 * {_U.format(salt=12)}) * 86400000)))
+        AS t_last
 FROM bench.base
 """  # noqa: S608
 # The events of one chunk of users into bench.staging. `n` numbers each user's events of a kind.
 _EVENT_TS = ("{start} + toIntervalMillisecond(toUInt64((cityHash64(uidx, n, {salt}) % 1000000) "
-             "/ 1000000. * greatest(1, dateDiff('millisecond', {start}, "
-             "{{end:DateTime64(3, 'UTC')}}))))")
+             "/ 1000000. * greatest(1, dateDiff('millisecond', {start}, t_last))))")
 _STAGE = {
     "account_opened": """
         SELECT uidx, concat('acc-', toString(uidx)), 'account_opened', t_account, 0, 0, 0, 0, '',
@@ -121,26 +123,26 @@ _STAGE = {
     "deposit": f"""
         SELECT uidx, concat('dep-', toString(uidx), '-', toString(n)), 'deposit',
             if(n = 0, t_deposit, {_EVENT_TS.format(start="t_deposit", salt=21)}),
-            toDecimal128(round(least(250000, 50 * pow(1 - (cityHash64(uidx, n, 22) % 1000000)
-                / 1000000., -1 / 1.3)), 2), 8), 0, 0, 0, '', '', ''
+            round(toDecimal128(least(250000, 50 * pow(1 - (cityHash64(uidx, n, 22) % 1000000)
+                / 1000000., -1 / 1.3)), 8), 2), 0, 0, 0, '', '', ''
         FROM bench.users ARRAY JOIN range(deposits) AS n WHERE {{chunk}}""",  # noqa: S608
     "withdrawal": f"""
         SELECT uidx, concat('wd-', toString(uidx), '-', toString(n)), 'withdrawal',
             {_EVENT_TS.format(start="t_deposit", salt=31)},
-            toDecimal128(round(20 + (cityHash64(uidx, n, 32) % 200000) / 100., 2), 8),
+            round(toDecimal128(20 + (cityHash64(uidx, n, 32) % 200000) / 100., 8), 2),
             0, 0, 0, '', '', ''
         FROM bench.users ARRAY JOIN range(withdrawals) AS n WHERE {{chunk}}""",  # noqa: S608
     "trade": f"""
         SELECT uidx, concat('tr-', toString(uidx), '-', toString(n)), 'trade',
             {_EVENT_TS.format(start="t_deposit", salt=41)}, 0, lots,
-            toDecimal128(round(toFloat64(lots) * 7, 2), 8),
-            toDecimal128(round(toFloat64(lots) * 3 * (cityHash64(uidx, n, 43) % 1000) / 1000.,
-                               2), 8),
+            round(toDecimal128(toFloat64(lots) * 7, 8), 2),
+            round(toDecimal128(toFloat64(lots) * 3 * (cityHash64(uidx, n, 43) % 1000) / 1000.,
+                               8), 2),
             ['EURUSD', 'XAUUSD', 'GBPUSD', 'US30', 'USDJPY', 'BTCUSD', 'NAS100', 'AUDUSD']
                 [1 + toUInt32(8 * pow((cityHash64(uidx, n, 44) % 1000) / 1000., 2))],
             toString(cityHash64(uidx, n, 45)), ''
-        FROM (SELECT *, toDecimal128(round(least(50., 0.01 + 0.1 * pow(1 - (cityHash64(uidx, 42)
-                  % 1000000) / 1000000., -1 / 1.5)), 2), 8) AS lots
+        FROM (SELECT *, round(toDecimal128(least(50., 0.01 + 0.1 * pow(1 - (cityHash64(uidx, 42)
+                  % 1000000) / 1000000., -1 / 1.5)), 8), 2) AS lots
               FROM bench.users WHERE {{chunk}} AND trade_weight > 0)
         ARRAY JOIN range(toUInt32(round(trade_weight * {{per_weight:Float64}}))) AS n""",  # noqa: S608
 }
@@ -198,7 +200,8 @@ def scalar(client: Client, sql: str, **parameters: object) -> int:
     return int(client.query(sql, parameters=parameters).result_rows[0][0])
 
 
-def generate(client: Client, clicks: int, days: int, end: datetime, events: int) -> None:
+def generate_clicks(client: Client, clicks: int, days: int, end: datetime) -> None:
+    """Partners, clicks (merged, then a live tail) and USERS registrations."""
     started = time.perf_counter()
     say(f"generating {clicks:,} clicks over {days} days (bench_queries' generator)")
     bench_queries.generate(client, clicks, days, end)
@@ -210,6 +213,13 @@ def generate(client: Client, clicks: int, days: int, end: datetime, events: int)
         f"({time.perf_counter() - started:.0f} s so far)")
     bench_queries.merge(client)
     bench_queries.add_live_tail(client, end)
+
+
+def generate_events(client: Client, days: int, end: datetime, events: int) -> None:
+    """The registered users' events (and those of UNKNOWN_USERS), in both tables, from scratch."""
+    started = time.perf_counter()
+    for table in ("events", "events_credited"):
+        client.command(f"TRUNCATE TABLE invite.{table}")
     client.command("CREATE DATABASE IF NOT EXISTS bench")
     for table in ("base", "users", "staging"):
         client.command(f"DROP TABLE IF EXISTS bench.{table}")
@@ -220,7 +230,7 @@ def generate(client: Client, clicks: int, days: int, end: datetime, events: int)
                                          "span_s": days * 86_400})
     client.command(_USERS, parameters={"end": end})
     per_weight = _per_weight(client, events - TAIL_BATCHES * TAIL_ROWS)
-    _events_by_chunk(client, end, per_weight, events, started)
+    _events_by_chunk(client, per_weight, events, started)
     say("merging events and events_credited")
     for table in ("events", "events_credited"):
         client.command(f"OPTIMIZE TABLE invite.{table} FINAL")
@@ -229,7 +239,7 @@ def generate(client: Client, clicks: int, days: int, end: datetime, events: int)
         client.command(_TAIL, parameters={"batch": batch, "rows": TAIL_ROWS, "end": end})
         client.command(_TO_EVENTS)
         client.command(_TO_CREDITED)
-    say(f"generated in {time.perf_counter() - started:.0f} s")
+    say(f"events generated in {time.perf_counter() - started:.0f} s")
 
 
 def _per_weight(client: Client, target: int) -> float:
@@ -241,7 +251,7 @@ def _per_weight(client: Client, target: int) -> float:
     return trades / weight if weight else 0.0
 
 
-def _events_by_chunk(client: Client, end: datetime, per_weight: float, target: int,
+def _events_by_chunk(client: Client, per_weight: float, target: int,
                      started: float) -> None:
     total_users = scalar(client, "SELECT max(uidx) + 1 FROM bench.users")
     done = 0
@@ -251,8 +261,11 @@ def _events_by_chunk(client: Client, end: datetime, per_weight: float, target: i
         chunk = f"uidx >= {low} AND uidx < {high}"
         client.command("TRUNCATE TABLE bench.staging")
         for sql in _STAGE.values():
-            client.command("INSERT INTO bench.staging " + sql.replace("{chunk}", chunk),
-                           parameters={"end": end, "per_weight": per_weight})
+            statement = "INSERT INTO bench.staging " + sql.replace("{chunk}", chunk)
+            # Bound server-side where the statement names a parameter; without one,
+            # clickhouse-connect would %-format it (and the SQL has `%` of its own).
+            bound = {"per_weight": per_weight} if "{per_weight" in statement else None
+            client.command(statement, parameters=bound)
         client.command(_REVERSALS)
         client.command(_TO_EVENTS)
         client.command(_TO_CREDITED)

@@ -258,7 +258,7 @@ def report(runs: list[IntakeRun], clients: int) -> tuple[list[str], dict[str, An
         lines.append(f"| {LABELS[config]} | {rate:,.0f} | "
                      f"{median_of(runs, config, lambda run: run.p50_ms):.0f} | "
                      f"{median_of(runs, config, lambda run: run.p99_ms):.0f} | "
-                     f"{rate / baseline:.2f}× |")
+                     f"{rate / baseline if baseline else float('nan'):.2f}× |")
     goals: dict[str, Any] = {"edge_events_per_s": edge, "baseline_events_per_s": baseline,
              "ratio": edge / baseline if baseline else float("nan"),
              "met": edge >= GOAL_EVENTS_PER_S, "every_event_in_stream": edge_checks_ok}

@@ -188,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (2)")
     parser.add_argument("--only", help="only the questions whose name holds this text")
     parser.add_argument("--data-dir", type=Path,
-                        help="keep the data here; reused when it already holds events")
+                        help="keep the data here; what it holds already is reused")
+    parser.add_argument("--new-events", action="store_true",
+                        help="generate the events again (keeping the clicks of --data-dir)")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args(argv)
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-events-queries-"))
@@ -196,15 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     client = open_clickhouse(f"chdb://{directory}")
     try:
         applied = migrate(client)
-        existing = int(client.query("SELECT count() FROM invite.events").result_rows[0][0])
-        if existing:
-            events_data.say(f"reusing {existing:,} events in {directory}"
+        clicks = int(client.query("SELECT count() FROM invite.clicks").result_rows[0][0])
+        events = int(client.query("SELECT count() FROM invite.events").result_rows[0][0])
+        if clicks:
+            events_data.say(f"reusing {clicks:,} clicks in {directory}"
                             + (f" (schema migrations {applied} applied)" if applied else ""))
             end = client.query("SELECT max(ts) FROM invite.clicks").result_rows[0][0]
             end = end.replace(tzinfo=UTC)
         else:
             end = datetime.now(UTC)
-            events_data.generate(client, args.clicks, args.days, end, args.events)
+            events_data.generate_clicks(client, args.clicks, args.days, end)
+        if events and not args.new_events:
+            events_data.say(f"reusing {events:,} events")
+        else:
+            events_data.generate_events(client, args.days, end, args.events)
         events_data.say(f"timing {args.rounds} rounds per question and part")
         timings, facts = measure(client, end, args.rounds, args.warmup, args.only)
         print("\n".join(report(timings, facts)))
