@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 from typing import Any, Final
 
@@ -129,16 +129,14 @@ def link_figures(client: Client, partner_id: str, window: Range,
     f = scoped(partner_id, partner_id, window, downline=False)
     counted = {str(key): (int(humans), int(visitors)) for key, _, humans, visitors in
                queries.rows(client, queries.breakdown_query(f, "link", keys))}
-    registered = links.link_columns(client, f, keys)
-    found = []
-    for spellings in codes:
-        found.append(LinkFigures(
-            clicks=sum(counted.get(code, (0, 0))[0] for code in spellings),
-            visitors=sum(counted.get(code, (0, 0))[1] for code in spellings),
-            registrations=sum(int(registered.get(code, {}).get("registrations", 0))
-                              for code in spellings),
-        ))
-    return found
+    # Registrations know their click, not its code: one lookup within the partner's clicks.
+    registered = {str(code): int(n) for code, n in
+                  queries.rows(client, links.registrations_query(f, [partner_id], keys))}
+    return [LinkFigures(
+        clicks=sum(counted.get(code, (0, 0))[0] for code in spellings),
+        visitors=sum(counted.get(code, (0, 0))[1] for code in spellings),
+        registrations=sum(registered.get(code, 0) for code in spellings),
+    ) for spellings in codes]
 
 
 def in_subtree(client: Client, viewer_id: str, partner_id: str) -> bool:
@@ -185,6 +183,3 @@ def has_lines(client: Client, partner_id: str, period: str) -> bool:
     ).result_rows
     return int(found[0][0]) > 0
 
-
-def today() -> datetime:
-    return datetime.now(UTC)

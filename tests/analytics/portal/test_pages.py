@@ -4,11 +4,14 @@ and answer 404 for anything naming another partner's."""
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import datetime
 
 import httpx
 import pytest
 
-from tests.analytics.portal.conftest import Portal, hidden_fields
+from tests.analytics.fixtures_api import click, insert_clicks, insert_registrations
+from tests.analytics.portal.conftest import Portal, hidden_fields, today
 from tests.edge.registry.qr_reading import decoded, png_pixels, svg_pixels
 
 pytestmark = pytest.mark.servers
@@ -161,3 +164,27 @@ def test_the_downline_opens_level_by_level_with_each_subtree_s_totals(traffic: P
     assert rows == [("apex-desk", "7")]  # the desk's 3 and signals' 4
     assert re.findall(r'<tr data-partner="([^"]+)">', desk) == ["signals"]
     assert "Apex Dubai desk" in desk and "Rival" not in top + desk
+
+
+def uuid7(at: datetime) -> uuid.UUID:
+    """A click id as the edge makes them: UUIDv7, holding the click's millisecond."""
+    ms = int(at.timestamp() * 1000)
+    return uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62) | uuid.uuid4().int >> 66)
+
+
+def test_a_link_shows_its_clicks_and_registrations_in_the_range(portal: Portal) -> None:
+    with portal.signed_in("apex") as http:
+        create_link(http, campaign="spring")
+        code = re.search(r'data-code="([^"]+)"',  # type: ignore[union-attr]
+                         http.get("/portal/links").text).group(1)
+        clicks = [click("apex", at=today(), code=code, ancestors=[], click_id=uuid7(today()))
+                  for _ in range(3)]
+        insert_clicks(portal.programme.clickhouse, [
+            *clicks, click("apex", at=today(), code="other", ancestors=[])])
+        insert_registrations(portal.programme.clickhouse, "apex", 1, at=today(), ancestors=[],
+                             click_id=str(clicks[0]["click_id"]))
+        page = http.get("/portal/links", params={"range": "7d"}).text
+
+    card = page[page.index(f'id="link-{code}"'):]
+    assert re.search(r'<dd class="clicks">([^<]*)</dd>', card).group(1) == "3"  # type: ignore[union-attr]
+    assert re.search(r"<dt>Registrations</dt><dd>([^<]*)</dd>", card).group(1) == "1"  # type: ignore[union-attr]
