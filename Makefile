@@ -48,8 +48,10 @@ bench-queries: install
 bench-hooks: install
 	$(BIN)/python -m loadtests.bench_hooks
 
+# The commissions ledger on a month of 10M trades (long: the first run generates the data;
+# DATA_DIR=dir keeps it for the next run; ARGS="--prototypes" adds the rewritten SQL).
 bench-commissions: install
-	$(BIN)/python -m loadtests.bench_commissions
+	$(BIN)/python -m loadtests.bench_commissions $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 # Funnel events: POST /api/events, the events batcher, the funnel questions on 10M clicks + 5M
 # events (about 15 minutes; DATA_DIR=dir keeps the generated data for the next run).

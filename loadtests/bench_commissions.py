@@ -180,7 +180,8 @@ def report(facts: dict[str, Any], rows: list[dict[str, Any]], ratios: dict[str, 
         f"before), {facts['deposits']:,} deposits, {facts['reversed']:,} reversed trades, "
         f"{facts['users']:,} users, {facts['partners']:,} partners in {facts['levels']} levels; "
         f"{facts['lines']:,} ledger lines for the month. Inputs written in "
-        f"{facts['inputs_s']}. Load average at the start {facts['load']}.", "",
+        f"{facts['inputs_s']}. Load average (1, 5, 15 min) at the start {facts['load']}, at the "
+        f"end {facts['load_end']}.", "",
         "| measurement | runs | median s | max s | CPU s (median) | peak RSS MB | CH peak MB "
         "| goal |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
@@ -196,14 +197,17 @@ def report(facts: dict[str, Any], rows: list[dict[str, Any]], ratios: dict[str, 
     return "\n".join(lines)
 
 
+def load_average() -> str:
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+
+
 def facts_of(client: Client, args: argparse.Namespace,
              inputs_s: dict[str, float]) -> dict[str, Any]:
     def one(sql: str) -> int:
         month = data.month_bounds(args.period)
         return int(client.query(sql, parameters=month).result_rows[0][0])
 
-    with open("/proc/loadavg") as loadavg:
-        load = " ".join(loadavg.read().split()[:3])
     return {
         "period": args.period, "levels": len(data.LEVELS),
         "trades": one("SELECT count() FROM invite.events_credited WHERE event_type = 'trade' "
@@ -214,7 +218,7 @@ def facts_of(client: Client, args: argparse.Namespace,
         "deposits": one("SELECT count() FROM invite.events_credited WHERE event_type = 'deposit'"),
         "reversed": one("SELECT count() FROM invite.events_credited WHERE reversed = 1"),
         "users": data.users_count(client), "partners": len(data.forest()[0]),
-        "lines": 0, "load": load, "python": platform.python_version(),
+        "lines": 0, "load": load_average(), "python": platform.python_version(),
         "inputs_s": ", ".join(f"{name} {s:.1f} s" for name, s in inputs_s.items()),
     }
 
@@ -281,17 +285,25 @@ def main(argv: list[str] | None = None) -> int:
         }
         details = [median_run(runs) for name, runs in phases.items()
                    if runs and not name.startswith("baseline")]
-        variants: list[dict[str, Any]] = []
-        if args.prototypes:
-            from loadtests import commissions_variants
-            variants = commissions_variants.run_all(client, args.period, CURRENCY)
+        facts["load_end"] = load_average()
         text = report(facts, rows, ratios, details)
-        if variants:
+        variants: list[dict[str, Any]] = []
+        lookups: list[dict[str, Any]] = []
+        if args.prototypes:
+            from loadtests import commissions_lookups, commissions_variants
+            users = data.pick_users(client, args.new_trades, salt=9000)
+            data.insert_new_trades(client, users, data.month_bounds(args.period)["end"]
+                                   - timedelta(hours=3), f"proto-{run}-", salt=90)
+            events = data.event_ids(client, f"proto-{run}-")
+            lookups = commissions_lookups.run_all(client, users, events, CURRENCY)
+            variants = commissions_variants.run_all(client, args.period, CURRENCY)
+            text += "\n\n" + commissions_lookups.table(lookups)
             text += "\n\n" + commissions_variants.table(variants)
         print(text)
         if args.json:
             args.json.write_text(json.dumps({
                 "facts": facts, "summary": rows, "ratios": ratios, "variants": variants,
+                "lookups": lookups,
                 "phases": {name: [asdict(p) for p in runs] for name, runs in phases.items()},
             }, indent=2, default=str))
         return 0

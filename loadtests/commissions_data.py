@@ -363,3 +363,10 @@ def insert_new_trades(client: Client, users: list[str], at: datetime, prefix: st
     parameters = {"users": users, "at": at, "prefix": prefix, "salt": salt, "head": list(HEAD)}
     client.command(_NEW_RAW, parameters=parameters)
     client.command(_NEW_CREDITED, parameters=parameters)
+
+
+def event_ids(client: Client, prefix: str) -> list[str]:
+    rows = client.query("SELECT event_id FROM invite.events_credited "
+                        "WHERE startsWith(event_id, {prefix:String})",
+                        parameters={"prefix": prefix}).result_rows
+    return [str(row[0]) for row in rows]

@@ -33,6 +33,11 @@ _COLLAPSE: Final = re.compile(
     r"FROM invite\.events_credited WHERE (.*?) GROUP BY event_id, [^H]*?HAVING sum\(sign\) > 0",
     re.S)
 _REVERSALS: Final = "FROM invite.events FINAL WHERE event_type = 'reversal'"
+_TERMS: Final = re.compile(
+    r"SELECT f\.user_id AS user_id.*?WHERE pl\.has_cpa = 1 AND f\.amount >= "
+    r"pl\.cpa_min_first_deposit", re.S)
+_START: Final = "fromUnixTimestamp64Milli({start:Int64}, 'UTC')"
+_END: Final = "fromUnixTimestamp64Milli({end:Int64}, 'UTC')"
 _ID: Final = re.compile(r"lower\(hex\(substring\(SHA256\(concat\((.*?)\)\), 1, 16\)\)\)")
 _ID_PART: Final = re.compile(r"toString\(length\((.+?)\)\), ':', \1(?:, |$)")
 
@@ -66,6 +71,26 @@ def reversals_plain(sql: str) -> str:
                                    "invite.events WHERE event_type = 'reversal') WHERE 1")
 
 
+def cpa_month_only(sql: str) -> str:
+    """A month's CPA lines from the users whose CPA can fall in it (first deposit before the
+    month's end, and in it or with a window reaching into it) and their trades before the
+    month's end, not from every user's every trade: the qualifying trade of a line inside the
+    month is before its end, and so are the trades summed up to it."""
+    if "first_deposits" not in sql or "{users:" in sql:
+        return sql
+    found = _TERMS.search(sql)
+    if found is None:
+        raise NotApplicable("the CPA terms were not found")
+    terms = (f"{found.group(0)} AND f.ts < {_END} AND (f.ts >= {_START} "
+             f"OR window_end > {_START})")
+    sql = sql.replace(found.group(0), terms)
+    marker = "AND user_id IN (SELECT user_id FROM first_deposits) GROUP BY"
+    if marker not in sql:
+        raise NotApplicable("the CPA trades were not found")
+    candidates = f"AND ts < {_END} AND user_id IN (SELECT user_id FROM ({terms})) GROUP BY"  # noqa: S608
+    return sql.replace(marker, candidates, 1)
+
+
 def sip_ids(sql: str) -> str:
     """Line ids as sipHash128 of the parts as separate arguments (no string to build: each
     argument is hashed on its own, so no part can spell another's)."""
@@ -97,8 +122,10 @@ VARIANTS: Final = (
             settings=NO_REPLACE),
     Variant("the same + sipHash128 ids", by_day=False, rewrites=(*FAST, sip_ids),
             settings=NO_REPLACE, same_ids=False),
+    Variant("the same + CPA from the users it can fall on", by_day=False,
+            rewrites=(cpa_month_only, *FAST, sip_ids), settings=NO_REPLACE, same_ids=False),
     Variant("the same in 8 ranges of source partners", by_day=False, partner_ranges=8,
-            rewrites=(*FAST, sip_ids), settings=NO_REPLACE, same_ids=False),
+            rewrites=(cpa_month_only, *FAST, sip_ids), settings=NO_REPLACE, same_ids=False),
 )
 
 
