@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from analytics.api import create_analytics_app, create_analytics_routes
 from analytics.clickhouse import open_clickhouse
+from analytics.description import ANALYTICS
 from analytics.pipeline import run_batcher
 from analytics.readiness import batcher_check, clickhouse_check
 from analytics.retention import migrate_with_retention
@@ -92,6 +93,7 @@ def create_all_in_one_app(settings: Settings) -> EdgeApp:
         routes=create_analytics_routes(settings, shared),
         lifespan=pipeline_lifespan(settings, shared, run_pipeline=True),
         ready_checks=checks,
+        description=ANALYTICS,
     ))
 
 

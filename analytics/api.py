@@ -23,6 +23,7 @@ from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse
 from analytics.commissions import figures as commission_figures
 from analytics.commissions.api import CommissionsApi
+from analytics.description import analytics_docs_routes
 from analytics.events import queries as funnel_events
 from analytics.filters import (
     FILTER_PARAMETERS,
@@ -390,6 +391,7 @@ def create_analytics_app(settings: Settings, client: Client | ClientProvider) ->
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *create_analytics_routes(settings, provider),
+            *analytics_docs_routes(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.config import RESTARTS_FILE, Settings
+from edge.description import EDGE
+from edge.docs import DOCS, docs_routes
 from edge.errors import ConfigError
 from edge.events import routes as events
 from edge.events.intake import EventIntake
@@ -30,6 +32,7 @@ from edge.hotpath.redirect import RedirectHandler
 from edge.hotpath.resolver import LinkResolver
 from edge.hotpath.spool import Spool
 from edge.logs import configure_logging, redact_url
+from edge.openapi import Description, document
 from edge.redis_client import open_redis
 from edge.registry import admin, tokens
 from edge.registry.destinations import DestinationPolicy
@@ -50,6 +53,9 @@ DEMO_PAGE = Path(__file__).parent / "templates" / "register.html"
 
 class EdgeApp:
     """Routes `/r/…` straight to the redirect handler and the rest to Starlette."""
+
+    # What __call__ answers before Starlette sees the request (the description covers them too).
+    FRONT_ROUTES = (("/r/{code}", ("GET", "HEAD")), ("/attribution", ("GET",)))
 
     def __init__(
         self,
@@ -100,6 +106,7 @@ class Extension:
     routes: Sequence[BaseRoute] = ()
     lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]] | None = None
     ready_checks: Mapping[str, Check] = field(default_factory=dict)  # joined to /readyz
+    description: Description = field(default_factory=Description)  # of `routes`, for /docs
 
 
 async def readyz(request: Request) -> Response:
@@ -182,6 +189,11 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
             *attribution.routes,
             *sso.routes,
             *extension.routes,
+            *docs_routes(document(
+                EDGE + extension.description + DOCS, title="invite-edge",
+                summary="Referral links, attribution, registrations and funnel events"
+                + (", with analytics and commissions" if extension.description.paths else ""),
+            )),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -13,9 +13,10 @@ PACKAGES = ("edge", "analytics")
 KERNEL = frozenset({
     "edge", "edge.config", "edge.errors", "edge.logs", "edge.redis_client", "edge.signing",
     "edge.backoff", "edge.streams", "edge.web", "edge.clock", "edge.gc_tuning", "edge.spelling",
-    "edge.exact_json",
+    "edge.exact_json", "edge.openapi", "edge.docs",
 })
-ROOMS = ("edge.hotpath", "edge.registry", "edge.sso", "edge.cli", "edge.events")
+ROOMS = ("edge.hotpath", "edge.registry", "edge.sso", "edge.cli", "edge.events",
+         "edge.description")
 # What analytics may use of the registry: tokens and partner reads (and their keys and models).
 REGISTRY_FOR_ANALYTICS = frozenset({
     "edge.registry.tokens", "edge.registry.partners", "edge.registry.model",
