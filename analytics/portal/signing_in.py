@@ -68,7 +68,7 @@ class SigningIn:
     async def signin_page(self, request: Request) -> Response:
         """The page a sign-in link opens: a button, once the link is checked (not spent)."""
         token = query_value(request, "token")
-        if request.query_params.get("signed-out"):
+        if request.query_params.get("signed-out") == "1":
             return notice(request, 200, "You are signed out",
                           "To sign in again, open a new sign-in link from your account manager.")
         if token is None:
