@@ -101,6 +101,16 @@ def request_object(properties: Mapping[str, Schema], *, required: Iterable[str] 
     return schema
 
 
+def or_empty(schema: Schema) -> Schema:
+    """A query value that may also be empty, which means the same as leaving it out."""
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], ""]}
+    if "pattern" in schema:
+        inner = schema["pattern"].removeprefix("^").removesuffix("$")
+        return {**schema, "pattern": f"^(?:{inner})?$"}
+    return {key: value for key, value in schema.items() if key != "minLength"}
+
+
 DECIMAL_TEXT: Final = text(r"^-?[0-9]+(\.[0-9]+)?$", description="an exact decimal, as text")
 TIMESTAMP: Final = text(fmt="date-time", description="ISO 8601, UTC")
 EPOCH_MS: Final = integer(0, description="ms since the epoch")

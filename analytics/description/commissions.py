@@ -28,6 +28,7 @@ from edge.openapi import (
     json_answer,
     nullable,
     operation,
+    or_empty,
     query,
     ref,
     request_object,
@@ -112,9 +113,10 @@ admin: Final = functools.partial(operation, tag=TAG, security=ADMIN)
 
 LINE_FILTER: Final = [
     FROM, TO, DOWNLINE,
-    query("partnerId", PARTNER_ID, "lines this partner earns (a partner token: its own only)"),
-    query("kind", choice(KINDS), "only lines of this kind"),
-    query("period", PERIOD, "only this month's lines"),
+    query("partnerId", or_empty(PARTNER_ID),
+          "lines this partner earns (a partner token: its own only)"),
+    query("kind", or_empty(choice(KINDS)), "only lines of this kind"),
+    query("period", or_empty(PERIOD), "only this month's lines"),
 ]
 
 COMMISSIONS: Final = Description(

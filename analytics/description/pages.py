@@ -29,6 +29,7 @@ from edge.openapi import (
     in_path,
     json_answer,
     operation,
+    or_empty,
     query,
     ref,
     text,
@@ -39,7 +40,7 @@ PORTAL_TAG: Final = "partner portal"
 SESSION: Final[Security] = [{"portalSession": []}]
 PAGE: Final = answer("the page", {HTML: {"type": "string"}})
 CODE: Final = in_path("code", text("^[A-Za-z0-9_-]{1,64}$"), "one of the partner's own links")
-RANGE: Final = query("range", choice(PRESETS), "the figures' period (default 30d)")
+RANGE: Final = query("range", or_empty(choice(PRESETS)), "the figures' period (default 30d)")
 CURSOR: Final = query("cursor", text(max_length=200), "where the next page starts")
 SEE_OTHER: Final = answer("done: on to the next page", headers={"Location": "where to"})
 IMAGE: Final[Schema] = {"type": "string"}
@@ -102,8 +103,13 @@ PAGES: Final = Description(
         "/portal/signin": {
             "get": portal("The sign-in page a link opens (opening it spends nothing)",
                           session=False, parameters=[
-                              query("token", text(max_length=1024), "the link's token"),
+                              query("token", text(), "the link's token (its first 1024 "
+                                                     "characters are read)"),
                               query("signed-out", text(), "shows the signed-out page")],
+                          answers={200: answer(
+                              "the page; a client that does not ask for HTML gets the "
+                              "signed-out notice as JSON", {HTML: {"type": "string"},
+                                                            JSON: ref("Error")})},
                           statuses=(400, 401, 410, 503)),
             "post": portal("Sign in: spends the link, starts a 12-hour session", session=False,
                            form=form(token=text(), form_key=text(
@@ -118,7 +124,7 @@ PAGES: Final = Description(
             statuses=(400, 403, 413, 503))},
         "/portal/links": {
             "get": portal("The partner's links with their figures", parameters=[
-                RANGE, CURSOR, query("created", text(max_length=64), "a link just created")]),
+                RANGE, CURSOR, query("created", text(), "a link just created, to show")]),
             "post": portal("Create a link", form=form(
                 csrf=CSRF, campaign=text(), subId=text(), destination=text()),
                 answers={303: SEE_OTHER, 422: answer("the page, saying what to correct",
@@ -136,10 +142,9 @@ PAGES: Final = Description(
         "/portal/downline": {"get": portal("The partner's downline, level by level", parameters=[
             RANGE, query("partner", text(max_length=64), "a partner of the downline to open")],
             statuses=(401, 404, 422, 503))},
-        "/portal/commissions": {"get": portal("The partner's commission lines for a month",
-                                              parameters=[
-                                                  query("month", PERIOD, "default: this month"),
-                                                  CURSOR])},
+        "/portal/commissions": {"get": portal(
+            "The partner's commission lines for a month",
+            parameters=[query("month", or_empty(PERIOD), "default: this month"), CURSOR])},
         "/portal/statements/{name}": {"get": portal(
             "The partner's statement for a month", statuses=(401, 404, 503),
             parameters=[in_path("name", text(f"^{PERIOD_PATTERN}\\.(json|csv|pdf)$"),

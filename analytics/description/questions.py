@@ -35,6 +35,7 @@ from edge.openapi import (
     json_answer,
     nullable,
     operation,
+    or_empty,
     query,
     ref,
     text,
@@ -51,10 +52,12 @@ FROM: Final = query("from", DAY_OR_INSTANT, f"start, UTC (default: 30 days befor
                                             f"range spans at most {MAX_RANGE.days} days)")
 TO: Final = query("to", DAY_OR_INSTANT, "end, UTC, exclusive; a bare date means its end "
                                         "(default: now)")
-PARTNER: Final = query("partnerId", PARTNER_ID, "only this partner's clicks (a partner token: "
-                                                "its own, or one of its subtree)")
-DOWNLINE: Final = query("includeDownline", FLAG, "with the partner's whole subtree")
-CAMPAIGN: Final = query("campaign", text(f"^{TAG_PATTERN.pattern}$"), "only this campaign")
+PARTNER: Final = query("partnerId", or_empty(PARTNER_ID),
+                       "only this partner's clicks (a partner token: its own, or one of its "
+                       "subtree)")
+DOWNLINE: Final = query("includeDownline", or_empty(FLAG), "with the partner's whole subtree")
+CAMPAIGN: Final = query("campaign", or_empty(text(f"^{TAG_PATTERN.pattern}$")),
+                        "only this campaign")
 FILTER: Final[list[Parameter]] = [FROM, TO, PARTNER, DOWNLINE, CAMPAIGN]
 COUNT: Final = integer(0)
 CLICKS: Final[dict[str, Schema]] = {

@@ -23,6 +23,7 @@ from edge.openapi import (
     json_answer,
     nullable,
     operation,
+    or_empty,
     query,
     ref,
     request_object,
@@ -48,7 +49,7 @@ CAMPAIGN: Final = text(f"^{TAG_PATTERN.pattern}$")
 CODE: Final = text(f"^[A-Za-z0-9_-]{{1,{MAX_CODE_LENGTH}}}$",
                    description="a link's code or alias (aliases match in any case)")
 URL: Final = text(max_length=MAX_DESTINATION_LENGTH, description="an http(s) URL")
-CURSOR: Final = query("cursor", text("^[A-Za-z0-9_-]{1,200}$"),
+CURSOR: Final = query("cursor", or_empty(text("^[A-Za-z0-9_-]{1,200}$")),
                       "the nextCursor of the previous page; none for the first page")
 LIMIT: Final = query("limit", integer(1, MAX_LIMIT), f"items per page (default {DEFAULT_LIMIT})")
 FLAG: Final = choice(["true", "false", "1", "0", "yes", "no"])
@@ -127,10 +128,10 @@ REGISTRY: Final = Description(
             "List partners", description="In id order: everyone, a parent's children or the "
             "roots; `q` finds text in the id or name, in any case.",
             parameters=[
-                query("parent", PARTNER_ID, "only this partner's direct children"),
-                query("roots", FLAG, "only partners without a parent"),
+                query("parent", or_empty(PARTNER_ID), "only this partner's direct children"),
+                query("roots", or_empty(FLAG), "only partners without a parent"),
                 query("q", text(max_length=MAX_SEARCH_LENGTH), "text in the id or name"),
-                query("status", choice(PARTNER_STATUSES), "only partners in this status"),
+                query("status", or_empty(choice(PARTNER_STATUSES)), "only partners in this status"),
                 LIMIT, CURSOR],
             answers={200: json_answer("a page of partners with their counts",
                                       page_of(ref("PartnerSummary"))),
@@ -151,7 +152,8 @@ REGISTRY: Final = Description(
         "/api/partners/{partner_id}/links": {
             "get": admin("A partner's links, newest first",
                          parameters=[PARTNER_IN_PATH,
-                                     query("status", choice(LINK_STATUSES), "only these"),
+                                     query("status", or_empty(choice(LINK_STATUSES)),
+                                           "only these"),
                                      LIMIT, CURSOR],
                          answers={200: json_answer("a page of links", page_of(ref("Link"))),
                                   **errors(401, 404, 422, 503)}),
