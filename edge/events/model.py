@@ -27,6 +27,8 @@ _SMALLEST: Final = Decimal(1).scaleb(-MAX_SCALE)
 MAX_ID: Final = 2**63 - 1
 _EVENT_ID: Final = re.compile(r"[\x20-\x7e]{1,128}")
 _DECIMAL_TEXT: Final = re.compile(r"-?[0-9]{1,13}(?:\.[0-9]{1,8})?")
+# Unsigned, at most 12 whole digits: below MAX_DECIMAL with at most MAX_SCALE decimals as written.
+_PLAIN_DECIMAL: Final = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,8}))?")
 _SYMBOL: Final = re.compile(r"[A-Za-z0-9._/#:+-]{1,32}")
 _CURRENCY: Final = re.compile(r"[A-Z]{3}")
 _POSITION_ID: Final = re.compile(r"[\x21-\x7e]{1,64}")
@@ -40,6 +42,7 @@ FIELDS: Final = {
     "trade": frozenset({"symbol", "lots", "commission", "markup", "positionId", "openedAt"}),
     "reversal": frozenset({"reverses"}),
 }
+_ALLOWED: Final = {event_type: COMMON | fields for event_type, fields in FIELDS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +101,13 @@ def check_event(
     def fault(field: str, message: str) -> None:
         faults.append(Fault(index, field, message))
 
-    if not isinstance(event, Mapping):
+    if type(event) is not dict and not isinstance(event, Mapping):
         return None, [Fault(index, "", "an event is a JSON object")]
     event_type = event.get("type")
     if event_type not in TYPES:
         fault("type", f"must be one of {', '.join(TYPES)}")
         return None, faults
-    for name in sorted(set(event) - COMMON - FIELDS[event_type]):
+    for name in sorted(event.keys() - _ALLOWED[event_type]):
         fault(str(name)[:40], f"is not a field of a {event_type} event")
     event_id = event.get("eventId")
     if not isinstance(event_id, str) or _EVENT_ID.fullmatch(event_id) is None:
@@ -199,6 +202,8 @@ def _id(event: Mapping[str, Any], name: str, fault: Any) -> str:
     value = event.get(name)
     if value is None:
         return ""
+    if type(value) is int and 0 < value <= MAX_ID:  # the common case, checked first
+        return str(value)
     if isinstance(value, str) and is_ascii_digits(value):
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
@@ -217,6 +222,14 @@ def _decimal(
         if required:
             fault(name, "is required: a decimal number")
         return ""
+    if type(value) is str:  # the common case, without a Decimal: plain digits below the limit
+        plain = _PLAIN_DECIMAL.fullmatch(value)
+        if plain is not None:
+            whole, fraction = plain.group(1).lstrip("0"), (plain.group(2) or "").rstrip("0")
+            if fraction:
+                return f"{whole or '0'}.{fraction}"
+            if whole or not positive:
+                return whole or "0"
     if isinstance(value, str):
         if _DECIMAL_TEXT.fullmatch(value) is None:
             fault(name, f"must be a decimal of ASCII digits with at most {MAX_SCALE} decimals")
