@@ -81,7 +81,8 @@ def raw_insert(clickhouse: Client, lines: list[bytes], batch_rows: int, run: str
     started = time.perf_counter()
     for start in range(0, len(lines), batch_rows):
         clickhouse.raw_insert(
-            f"invite.{EVENTS_TABLE.name}", None, b"\n".join(lines[start : start + batch_rows]),
+            f"invite.{EVENTS_TABLE.name}", EVENTS_TABLE.column_names,
+            b"\n".join(lines[start : start + batch_rows]),
             fmt=EVENTS_TABLE.fmt,
             settings={**INSERT_SETTINGS, **EVENTS_TABLE.settings,
                       "insert_deduplication_token": f"raw-{run}-{start}"},
