@@ -74,8 +74,15 @@ PLAN_VERSION: Final = answer_object({
     "planId": text(), "version": integer(1), "effectiveFrom": TIMESTAMP, "createdAt": TIMESTAMP,
     "name": text(), "levels": answer_object({"mode": choice(plans.MODES),
                                              "shares": array(DECIMAL_TEXT)}),
-    "cpa": {"type": "object"}, "rebates": array({"type": "object"}),
-    "revenueShare": DECIMAL_TEXT, "tiers": array({"type": "object"}),
+    "cpa": answer_object({"amount": DECIMAL_TEXT, "minFirstDeposit": DECIMAL_TEXT,
+                          "minLots": DECIMAL_TEXT, "withinDays": integer(1)},
+                         optional=("withinDays",)),
+    "rebates": array(answer_object({"symbols": array(text()), "perLot": DECIMAL_TEXT})),
+    "revenueShare": DECIMAL_TEXT,
+    "tiers": array(answer_object({
+        "name": text(), "multiplier": DECIMAL_TEXT, "minActiveTraders": integer(0),
+        "minLots": DECIMAL_TEXT, "minFirstDeposits": integer(0),
+    }, optional=("minActiveTraders", "minLots", "minFirstDeposits"))),
 }, optional=("cpa", "rebates", "revenueShare", "tiers"))
 LINE: Final = answer_object({
     "lineId": text(), "period": PERIOD, "ts": TIMESTAMP, "partnerId": text(),
