@@ -181,8 +181,9 @@ ADMIN: Final[Security] = [{"admin": []}]
 def operation(summary: str, *, tag: str, answers: Mapping[int | str, Answer],
               security: Security | None = None, parameters: Iterable[Parameter] = (),
               body: Mapping[str, Schema] | None = None, body_required: bool = True,
-              description: str | None = None) -> Operation:
-    """One method of one path. `body` maps media types to schemas; `security` None is public."""
+              example: Any = None, description: str | None = None) -> Operation:
+    """One method of one path. `body` maps media types to schemas (`example`: a body of the
+    first, as /docs shows it); `security` None is public."""
     described: Operation = {"tags": [tag], "summary": summary}
     if description is not None:
         described["description"] = description
@@ -192,10 +193,10 @@ def operation(summary: str, *, tag: str, answers: Mapping[int | str, Answer],
     if listed:
         described["parameters"] = listed
     if body is not None:
-        described["requestBody"] = {
-            "required": body_required,
-            "content": {media: {"schema": schema} for media, schema in body.items()},
-        }
+        content = {media: {"schema": schema} for media, schema in body.items()}
+        if example is not None:
+            content[next(iter(content))]["example"] = example
+        described["requestBody"] = {"required": body_required, "content": content}
     described["responses"] = {str(status): found for status, found in answers.items()}
     return described
 

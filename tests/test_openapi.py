@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -148,3 +149,22 @@ def test_the_edge_alone_describes_no_analytics_route(
 
     assert "/api/analytics/summary" not in paths
     assert {"/r/{code}", "/attribution", "/docs", "/openapi.json", "/healthz"} <= set(paths)
+
+
+def test_every_example_body_keeps_to_its_schema(
+    built: dict[str, tuple[App, dict[str, Any]]],
+) -> None:
+    document = built["invite run"][1]
+    examples = 0
+    for path, methods in document["paths"].items():
+        for method, described_operation in methods.items():
+            content = described_operation.get("requestBody", {}).get("content", {})
+            for media in content.values():
+                if "example" in media:
+                    # "#/components/…" resolves against the root: give it the components.
+                    schema = {**media["schema"], "components": document["components"]}
+                    errors = list(Draft202012Validator(schema).iter_errors(media["example"]))
+                    assert errors == [], f"{method.upper()} {path}: {errors[0].message}"
+                    examples += 1
+
+    assert examples > 0

@@ -70,6 +70,16 @@ PLAN_BODY: Final = request_object({
     "effectiveFrom": {"type": ["string", "integer"],
                       "description": "ISO 8601 or ms since the epoch (default: now)"},
 }, description="Every part is optional (README, \"Commissions\").")
+PLAN_EXAMPLE: Final = {
+    "name": "Standard IB", "effectiveFrom": "2026-12-01T00:00:00Z",
+    "cpa": {"amount": "250", "minFirstDeposit": "200", "minLots": "1", "withinDays": 30},
+    "rebates": [{"symbols": ["EURUSD", "GBPUSD"], "perLot": "6"},
+                {"symbols": ["XAU*"], "perLot": "10"}, {"symbols": ["*"], "perLot": "3"}],
+    "revenueShare": "0.20", "levels": {"mode": "override", "shares": ["1", "0.2", "0.1"]},
+    "tiers": [{"name": "Bronze", "multiplier": "1"},
+              {"name": "Silver", "minActiveTraders": 20, "multiplier": "1.1"},
+              {"name": "Gold", "minLots": "1000", "multiplier": "1.25"}],
+}
 PLAN_VERSION: Final = answer_object({
     "planId": text(), "version": integer(1), "effectiveFrom": TIMESTAMP, "createdAt": TIMESTAMP,
     "name": text(), "levels": answer_object({"mode": choice(plans.MODES),
@@ -141,6 +151,7 @@ COMMISSIONS: Final = Description(
                          **ADMIN_ERRORS, **errors(404)}),
             "put": admin(
                 "Add a plan version", parameters=[PLAN_IN_PATH], body={JSON: PLAN_BODY},
+                example=PLAN_EXAMPLE,
                 description="A version in force never changes: this adds one from its "
                             "effectiveFrom (never inside a closed period).",
                 answers={200: json_answer("a version added", ref("PlanVersion")),
@@ -176,6 +187,7 @@ COMMISSIONS: Final = Description(
             "Mark a closed month paid", parameters=[PERIOD_IN_PATH],
             body={JSON: request_object({"reference": text(min_length=1, max_length=128)},
                                        required=["reference"])},
+            example={"reference": "BATCH-2026-11"},
             answers={200: json_answer("paid", {"allOf": [ref("PeriodState"), answer_object(
                 {"alreadyPaid": {"type": "boolean"}}, optional=("alreadyPaid",))]}),
                      **ADMIN_ERRORS, **errors(400, 409, 413)})},

@@ -71,7 +71,7 @@ HOOKS: Final = Description(
                         "registration. Send userId or ctidTraderAccountId, and the attribution.",
             body={JSON: request_object({
                 "userId": CTRADER_ID, "ctidTraderAccountId": CTRADER_ID, **ATTRIBUTION_FIELDS,
-            })},
+            })}, example={"userId": 4242, "token": "(the token GET /attribution returned)"},
             answers={200: json_answer("assigned, or queued for cTrader", ASSIGNMENT),
                      **errors(400, 401, 413, 422, 502, 503)},
         )},
@@ -83,6 +83,8 @@ HOOKS: Final = Description(
                    if name != "email"},
                 **ATTRIBUTION_FIELDS,
             }, required=["email"])},
+            example={"email": "new.trader@example.com", "preferredLanguage": "en",
+                     "token": "(the token GET /attribution returned)"},
             answers={200: json_answer("the user, and its assignment", CREATED_USER),
                      **errors(400, 401, 409, 413, 422, 502, 503)},
         )},
@@ -95,6 +97,7 @@ HOOKS: Final = Description(
                 "brokerName": text(min_length=1),
                 "brokerPartnerId": {"oneOf": [PARTNER_ID, integer(0)]},
             }, required=["invitedUserId", "partnerUserId", "brokerName"])},
+            example={"invitedUserId": 4242, "partnerUserId": 77, "brokerName": "broker-crm"},
             answers={
                 200: json_answer("the verdict", answer_object({
                     "brokerPartnerId": nullable(text()),

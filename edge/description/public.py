@@ -116,6 +116,9 @@ PUBLIC: Final = Description(
                                        required=["events"]),
                   **{media: {"type": "string", "description": "one event object a line"}
                      for media in NDJSON_TYPES[:1]}},
+            example={"events": [{"eventId": "dep-1001", "type": "deposit",
+                                 "ts": "2026-12-01T09:30:00Z", "userId": 4242,
+                                 "amount": "250.00"}]},
             answers={200: json_answer("stored", answer_object(
                 {"accepted": integer(0), "duplicates": integer(0)})),
                      **errors(400, 401, 413, 422, 503)},

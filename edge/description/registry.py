@@ -143,6 +143,7 @@ REGISTRY: Final = Description(
             "put": admin(
                 "Create or update a partner", parameters=[PARTNER_IN_PATH],
                 body={JSON: PARTNER_EDIT}, body_required=False,
+                example={"parentPartnerId": "apex", "name": "Apex Dubai desk", "type": "ib"},
                 description="A new parent moves the whole subtree (refused if it would make a "
                             f"loop or a tree deeper than {MAX_TREE_DEPTH} levels).",
                 answers={200: json_answer("updated", ref("Partner")),
@@ -159,6 +160,8 @@ REGISTRY: Final = Description(
                                   **errors(401, 404, 422, 503)}),
             "post": admin("Create a link", parameters=[PARTNER_IN_PATH],
                           body={JSON: LINK_EDIT}, body_required=False,
+                          example={"campaign": "spring", "subId": "telegram",
+                                   "alias": "apex-spring"},
                           answers={201: json_answer("the new link", ref("Link")),
                                    **errors(400, 401, 404, 409, 413, 422, 503)}),
         },
@@ -188,6 +191,7 @@ REGISTRY: Final = Description(
                                   **errors(401, 404, 503)}),
             "patch": admin("Disable, enable or re-point a link", parameters=[CODE_IN_PATH],
                            body={JSON: LINK_PATCH}, body_required=False,
+                           example={"status": "disabled"},
                            answers={200: json_answer("the link", ref("Link")),
                                     **errors(400, 401, 404, 413, 422, 503)}),
         },
