@@ -5,7 +5,7 @@ it, plus (where its path names a partner, link, plan or month) a few on objects 
 with the credentials its security names, over loopback to uvicorn on a real Redis and the
 embedded ClickHouse. None may get a 5xx, an answer the description does not allow (status,
 content type, headers, body schema), or a 2xx for a request that breaks the description.
-Bounded: EXAMPLES requests per operation and pass (about 1,000 requests in all)."""
+Bounded: EXAMPLES requests per operation and pass (about 700 requests in all)."""
 
 from __future__ import annotations
 
