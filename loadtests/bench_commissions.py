@@ -46,7 +46,7 @@ from typing import Any
 
 from analytics.clickhouse import Client
 from analytics.commissions.ledger import Ledger
-from analytics.commissions.months import month_of
+from analytics.commissions.months import month_of, previous_month
 from analytics.schema import migrate
 from loadtests import commissions_data as data
 from loadtests.commissions_profile import Phase, breakdown, measured, open_engine, statements
@@ -179,7 +179,8 @@ def report(facts: dict[str, Any], rows: list[dict[str, Any]], ratios: dict[str, 
         f"{facts['trades']:,} trades in {facts['period']} ({facts['history_trades']:,} the month "
         f"before), {facts['deposits']:,} deposits, {facts['reversed']:,} reversed trades, "
         f"{facts['users']:,} users, {facts['partners']:,} partners in {facts['levels']} levels; "
-        f"{facts['lines']:,} ledger lines for the month. Inputs written in "
+        f"{facts['lines']:,} ledger lines for the month ({facts['lines_before']:,} the month "
+        f"before). Inputs written in "
         f"{facts['inputs_s']}. Load average (1, 5, 15 min) at the start {facts['load']}, at the "
         f"end {facts['load_end']}.", "",
         "| measurement | runs | median s | max s | CPU s (median) | peak RSS MB | CH peak MB "
@@ -266,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         data.say(f"{facts['trades']:,} trades in {args.period}; timing")
         phases = recompute_rounds(client, args.period, args.rounds)
         facts["lines"] = Ledger(client, CURRENCY).count(args.period)
+        # The month before too, as the worker's first pass computes every month with events:
+        # the users' lines of that month are then in the ledger when they are brought up to date.
+        before = previous_month(args.period)
+        with measured(f"full recompute of {before} (once)") as phase:
+            facts["lines_before"] = Ledger(client, CURRENCY).recompute_period(before)
+        phases[phase.name] = [statements(client, phase)]
+        data.say(f"  {before}: {facts['lines_before']:,} lines in {phase.seconds:.1f} s")
         phases.update(incremental_rounds(client, args.period, args.incremental_rounds,
                                          args.new_trades, run))
         if not args.no_worker and shutil.which("redis-server"):
@@ -274,17 +282,18 @@ def main(argv: list[str] | None = None) -> int:
         goals = {"full recompute": GOAL_RECOMPUTE_S, "incremental update": GOAL_INCREMENTAL_S}
         rows = [summary(name, runs, goals.get(name)) for name, runs in phases.items() if runs]
         by_name = {row["measurement"]: row["median_s"] for row in rows}
-        ratios = {
+        pairs = {
             "full recompute / copying the month's credited rows": (
-                by_name["full recompute"] / by_name["baseline: copy the credited rows"]),
+                "full recompute", "baseline: copy the credited rows"),
             "full recompute / copying the month's ledger lines": (
-                by_name["full recompute"] / by_name["baseline: copy the ledger lines"]),
+                "full recompute", "baseline: copy the ledger lines"),
             "incremental update / copying those users' credited rows": (
-                by_name["incremental update"]
-                / by_name["baseline: copy those users' credited rows"]),
+                "incremental update", "baseline: copy those users' credited rows"),
         }
+        ratios = {name: by_name[a] / by_name[b] for name, (a, b) in pairs.items()
+                  if a in by_name and b in by_name}
         details = [median_run(runs) for name, runs in phases.items()
-                   if runs and not name.startswith("baseline")]
+                   if runs and not name.startswith("baseline") and "(once)" not in name]
         facts["load_end"] = load_average()
         text = report(facts, rows, ratios, details)
         variants: list[dict[str, Any]] = []

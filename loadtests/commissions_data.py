@@ -75,6 +75,11 @@ def _draw(key: str, salt: int) -> str:
     return f"((cityHash64({key}, {salt}) % 1000000) / 1000000.)"
 
 
+def _cents(value: str) -> str:
+    """A float expression as an exact decimal of cents (no binary fraction left in it)."""
+    return f"(toDecimal64(round(({value}) * 100), 8) / 100)"
+
+
 _USERS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS bench.users (
     uidx UInt32, user_id String, reg_ts DateTime64(3, 'UTC'), partner_id String,
@@ -99,7 +104,7 @@ SELECT uidx, toString(100000000 + uidx), reg_ts, {{ids:Array(String)}}[pidx + 1]
     depositor,
     least(reg_ts + toIntervalMillisecond(3600000 + toUInt64({_draw('uidx', 6)} * 6 * 86400000)),
           {{end:DateTime64(3, 'UTC')}} - toIntervalHour(2)),
-    toDecimal64(round(50 + 4950 * pow({_draw('uidx', 7)}, 3), 2), 8),
+    {_cents(f"50 + 4950 * pow({_draw('uidx', 7)}, 3)")},
     if(depositor, toUInt8(floor(4 * pow({_draw('uidx', 8)}, 2))), 0)
 FROM (
     SELECT number AS uidx, {_draw('number', 1)} AS level_draw,
@@ -139,8 +144,7 @@ SELECT 'dep-' || u.user_id || '-' || toString(k), 'deposit',
         + {_draw('u.uidx, k', 21)} * ({{end_ms:Int64}} - first_ms)), 'UTC')),
     u.user_id, 'acc-' || u.user_id, u.partner_id, u.ancestors, u.campaign, u.sub_id, u.click_id,
     u.country, u.device, u.os, u.browser, u.referer_host,
-    if(k = 0, u.ftd_amount, toDecimal64(round(100 + 1900 * pow({_draw('u.uidx, k', 22)}, 2), 2),
-                                        8)),
+    if(k = 0, u.ftd_amount, {_cents(f"100 + 1900 * pow({_draw('u.uidx, k', 22)}, 2)")}),
     toDecimal64(0, 8), toDecimal64(0, 8), '', k = 0, 0, 1
 FROM bench.users AS u ARRAY JOIN range(u.deposits + 1) AS k
 WHERE u.depositor
@@ -153,13 +157,13 @@ INSERT INTO invite.events_credited ({_CREDITED_COLUMNS})
 SELECT t.event_id, 'trade', fromUnixTimestamp64Milli(toInt64(first_ms
         + t.at * ({{end_ms:Int64}} - first_ms)), 'UTC'),
     {_USER_COLUMNS},
-    toDecimal64(0, 8), t.lots, toDecimal64(round(toFloat64(t.lots) * (3 + 12 * t.rate), 2), 8),
+    toDecimal64(0, 8), t.lots, {_cents('toFloat64(t.lots) * (3 + 12 * t.rate)')},
     t.symbol, 0, t.reversed, 1
 FROM (
     SELECT {{prefix:String}} || toString(number) AS event_id,
         toUInt32(floor({{traders:UInt32}} * pow({_draw('number', 31)}, 2.2))) AS uidx,
         {_draw('number', 32)} AS at, {_draw('number', 33)} AS rate,
-        toDecimal64(0.01 * (1 + floor(1000 * pow({_draw('number', 34)}, 6))), 8) AS lots,
+        {_cents(f"0.01 * (1 + floor(1000 * pow({_draw('number', 34)}, 6)))")} AS lots,
         if({_draw('number', 35)} < 0.85,
            {{head:Array(String)}}[1 + toUInt32(floor(length({{head:Array(String)}})
                                                       * pow({_draw('number', 36)}, 1.6)))],
@@ -178,7 +182,7 @@ INSERT INTO invite.events (event_id, event_type, ts, user_id, ctid_trader_accoun
     original_amount, original_currency, symbol, lots, commission, markup, position_id, opened_at,
     reverses, source, received_at)
 SELECT event_id, event_type, ts, user_id, ctid_trader_account_id, amount, amount, 'USD', symbol,
-    lots, toDecimal64(round(toFloat64(broker_revenue) * 0.4, 2), 8) AS commission,
+    lots, toDecimal64(round(toFloat64(broker_revenue) * 40), 8) / 100 AS commission,
     broker_revenue - commission, if(event_type = 'trade', event_id, ''),
     ts - toIntervalMinute(cityHash64(event_id) % 600), '', 'api', ts + toIntervalSecond(2)
 FROM invite.events_credited
@@ -321,8 +325,8 @@ SELECT {{prefix:String}} || toString(u.uidx) AS event_id, 'trade' AS event_type,
     u.ancestors AS ancestors, u.campaign AS campaign, u.sub_id AS sub_id, u.click_id AS click_id,
     u.country AS country, u.device AS device, u.os AS os, u.browser AS browser,
     u.referer_host AS referer_host, toDecimal64(0, 8) AS amount,
-    toDecimal64(0.01 * (1 + floor(300 * pow({_draw('u.uidx, {salt:UInt64}', 1)}, 4))), 8) AS lots,
-    toDecimal64(round(toFloat64(lots) * 9, 2), 8) AS broker_revenue,
+    {_cents(f"0.01 * (1 + floor(300 * pow({_draw('u.uidx, {salt:UInt64}', 1)}, 4)))")} AS lots,
+    lots * 9 AS broker_revenue,
     {{head:Array(String)}}[1 + cityHash64(u.uidx, {{salt:UInt64}}, 2)
                                 % length({{head:Array(String)}})] AS symbol,
     toUInt8(0) AS is_first_deposit, toUInt8(0) AS reversed, toInt8(1) AS sign
