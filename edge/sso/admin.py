@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from edge.config import Settings
 from edge.registry.model import check_partner_id
+from edge.registry.paging import query_parameters
 from edge.registry.partners import PartnerRegistry
 from edge.spelling import whole_number
 from edge.sso.notify import SIGNATURE_HEADER, webhook_secret
@@ -34,8 +35,8 @@ async def partner_webhook(request: Request) -> Response:
 @admin_only
 async def dead_letters(request: Request) -> Response:
     """Outbox jobs given up on (cTrader or a webhook refused them), newest first."""
-    limit = whole_number(request.query_params.get("limit", "100"), "limit", 1,
-                         MAX_DEAD_LETTERS_SHOWN)
+    values = query_parameters(request.query_params.multi_items(), ("limit",))
+    limit = whole_number(values.get("limit", "100"), "limit", 1, MAX_DEAD_LETTERS_SHOWN)
     outbox: Outbox = request.app.state.outbox
     return JSONResponse({
         "queued": await outbox.queued(),

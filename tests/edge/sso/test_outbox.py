@@ -120,5 +120,6 @@ def test_an_unreadable_outbox_entry_becomes_a_dead_letter(
     with edge.admin() as admin:
         [letter] = admin.get("/api/ctrader/dead-letters").json()["deadLetters"]
         assert admin.get("/api/ctrader/dead-letters?limit=0").status_code == 422
+        assert admin.get("/api/ctrader/dead-letters?limt=5").status_code == 422  # a typo
     assert letter["error"]["code"] == "unreadable"
     assert letter["job"] == "{broken"
