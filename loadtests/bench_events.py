@@ -76,7 +76,9 @@ def goals(results: dict[str, dict[str, Any] | None]) -> tuple[list[str], bool]:
             lines.append(
                 f"  batcher into invite.events: {result['batcher_events_per_s']:,.0f} events/s "
                 f"(≥ 50,000: {verdict(result['met'])}), {result['ratio']:.2f} of a raw insert "
-                f"of the same lines ({result['raw_rows_per_s']:,.0f} rows/s)")
+                f"of the same lines ({result['raw_rows_per_s']:,.0f} rows/s); CPU per event "
+                f"{result['batcher_cpu_us']:.1f} µs in the batcher's process and "
+                f"{result['redis_cpu_us']:.1f} µs in redis-server")
         else:
             timings = result["timings"]
             worst = max(timings, key=lambda t: t["events_p95_ms"])

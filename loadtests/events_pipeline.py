@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -45,6 +46,7 @@ from edge.gc_tuning import tune_gc
 from edge.streams import EVENT_STREAM
 from loadtests.events_batches import batch_body, batch_events
 from loadtests.processes import BenchRedis, Children, stopped_on_exit
+from loadtests.profile_edge import cpu_seconds
 
 GOAL_EVENTS_PER_S = 50_000
 
@@ -98,14 +100,24 @@ async def xadd_all(redis: Redis, payloads: list[bytes]) -> None:
             await pipe.execute()
 
 
+def cpu_s(redis_pid: int | None = None) -> float:
+    """CPU seconds so far of this process (every thread: the engine's too), or of redis-server."""
+    if redis_pid is not None:
+        return cpu_seconds(redis_pid)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def batcher_rate(redis: Redis, clickhouse: Client, payloads: list[bytes],
-                       batch_rows: int, consumer: str) -> tuple[float, int]:
-    """Events/s of one batcher draining a stream that holds `payloads`; and its batch count."""
+                       batch_rows: int, consumer: str, redis_pid: int) -> dict[str, float]:
+    """Events/s of one batcher draining a stream that holds `payloads`, its batches, and the µs
+    of CPU per event it (with the engine) and redis-server spent."""
     await redis.delete(EVENT_STREAM)
     await xadd_all(redis, payloads)
     tune_gc()
     batcher = Batcher(redis, clickhouse, BatcherSettings(consumer=consumer, batch_rows=batch_rows),
                       EVENTS)
+    cpu_started, redis_started = cpu_s(), cpu_s(redis_pid)
     started = time.perf_counter()
     task = asyncio.create_task(batcher.run())
     while batcher.stats.inserted + batcher.stats.duplicates < len(payloads):
@@ -113,15 +125,18 @@ async def batcher_rate(redis: Redis, clickhouse: Client, payloads: list[bytes],
             task.result()
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - started
+    cpu, redis_cpu = cpu_s() - cpu_started, cpu_s(redis_pid) - redis_started
     batcher.stop()
     await task
     if batcher.stats.dead_letters:
         raise RuntimeError(f"{batcher.stats.dead_letters} events went to the dead letters")
-    return len(payloads) / elapsed, batcher.stats.batches
+    return {"batcher_events_per_s": len(payloads) / elapsed, "batches": batcher.stats.batches,
+            "batcher_cpu_us": cpu / len(payloads) * 1e6,
+            "redis_cpu_us": redis_cpu / len(payloads) * 1e6}
 
 
 async def measure(
-    args: argparse.Namespace, redis_url: str, clickhouse: Client
+    args: argparse.Namespace, redis_url: str, redis_pid: int, clickhouse: Client
 ) -> dict[str, object]:
     redis = Redis.from_url(redis_url, socket_timeout=10)
     log(f"preparing {args.events:,} events in the stream's form")
@@ -131,40 +146,51 @@ async def measure(
     runs: list[dict[str, float]] = []
     for round_number in range(1, args.rounds + 1):
         truncate(clickhouse)
+        cpu_started = cpu_s()
         raw = raw_insert(clickhouse, lines, args.batch_rows, str(round_number))
+        raw_cpu = (cpu_s() - cpu_started) / len(lines) * 1e6
         raw_found = count_events(clickhouse)
         truncate(clickhouse)
-        rate, batches = await batcher_rate(redis, clickhouse, payloads, args.batch_rows,
-                                           f"bench-{round_number}")
+        run = await batcher_rate(redis, clickhouse, payloads, args.batch_rows,
+                                 f"bench-{round_number}", redis_pid)
+        rate, batches = run["batcher_events_per_s"], int(run["batches"])
         found = count_events(clickhouse)
         if found != (args.events, args.events) or raw_found != found:
             raise RuntimeError(f"invite.events holds {found} (count, distinct ids) after the "
                                f"batcher and {raw_found} after the raw insert, not {args.events}")
-        runs.append({"round": round_number, "raw_rows_per_s": raw, "batcher_events_per_s": rate,
-                     "batches": batches, "ratio": rate / raw})
-        log(f"round {round_number}/{args.rounds}: raw insert {raw:,.0f} rows/s, batcher "
-            f"{rate:,.0f} events/s in {batches} batches ({rate / raw:.2f} of raw); "
-            f"invite.events holds {found[0]:,} rows, {found[1]:,} distinct ids")
+        runs.append({"round": round_number, "raw_rows_per_s": raw, "raw_cpu_us": raw_cpu, **run,
+                     "ratio": rate / raw})
+        log(f"round {round_number}/{args.rounds}: raw insert {raw:,.0f} rows/s "
+            f"({raw_cpu:.1f} µs of CPU a row), batcher {rate:,.0f} events/s in {batches} batches "
+            f"({rate / raw:.2f} of raw; CPU a row: {run['batcher_cpu_us']:.1f} µs here, "
+            f"{run['redis_cpu_us']:.1f} µs redis-server); invite.events holds {found[0]:,} "
+            f"rows, {found[1]:,} distinct ids")
     await redis.aclose()
     batcher = statistics.median(run["batcher_events_per_s"] for run in runs)
     return {"events": args.events, "batch_rows": args.batch_rows, "mean_event_bytes": size,
             "runs": runs, "batcher_events_per_s": batcher,
             "raw_rows_per_s": statistics.median(run["raw_rows_per_s"] for run in runs),
             "ratio": statistics.median(run["ratio"] for run in runs),
+            "batcher_cpu_us": statistics.median(run["batcher_cpu_us"] for run in runs),
+            "redis_cpu_us": statistics.median(run["redis_cpu_us"] for run in runs),
+            "raw_cpu_us": statistics.median(run["raw_cpu_us"] for run in runs),
             "met": batcher >= GOAL_EVENTS_PER_S}
 
 
 def report(result: dict[str, object]) -> list[str]:
     runs = result["runs"]
     assert isinstance(runs, list)
-    lines = ["| round | raw insert of the batcher's lines (rows/s) | batcher (events/s) | "
-             "batches | batcher ÷ raw |", "|---:|---:|---:|---:|---:|"]
+    lines = ["| round | raw insert of the batcher's lines (rows/s) | its CPU µs a row | "
+             "batcher (events/s) | batches | batcher ÷ raw | batcher's process CPU µs an event | "
+             "redis-server's |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         lines.append(f"| {run['round']} | {run['raw_rows_per_s']:,.0f} | "
-                     f"{run['batcher_events_per_s']:,.0f} | {run['batches']} | "
-                     f"{run['ratio']:.2f} |")
-    lines.append(f"| median | {result['raw_rows_per_s']:,.0f} | "
-                 f"**{result['batcher_events_per_s']:,.0f}** | | {result['ratio']:.2f} |")
+                     f"{run['raw_cpu_us']:.1f} | {run['batcher_events_per_s']:,.0f} | "
+                     f"{run['batches']} | {run['ratio']:.2f} | {run['batcher_cpu_us']:.1f} | "
+                     f"{run['redis_cpu_us']:.1f} |")
+    lines.append(f"| median | {result['raw_rows_per_s']:,.0f} | {result['raw_cpu_us']:.1f} | "
+                 f"**{result['batcher_events_per_s']:,.0f}** | | {result['ratio']:.2f} | "
+                 f"{result['batcher_cpu_us']:.1f} | {result['redis_cpu_us']:.1f} |")
     return lines
 
 
@@ -187,7 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 clickhouse = open_clickhouse(f"chdb://{directory / 'clickhouse'}")
                 migrate(clickhouse)
                 try:
-                    result = asyncio.run(measure(args, redis_server.url, clickhouse))
+                    assert redis_server.child is not None
+                    result = asyncio.run(measure(args, redis_server.url,
+                                                 redis_server.child.process.pid, clickhouse))
                 finally:
                     clickhouse.close()
                     redis_server.stop()
