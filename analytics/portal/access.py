@@ -42,12 +42,14 @@ class SignedOut(Exception):
         self.message = message
 
 
-NOT_SIGNED_IN: Final = SignedOut(
-    "Sign in to your partner portal",
-    "You are not signed in, or your session has ended (sessions last 12 hours). Open the "
-    "sign-in link your account manager sent you, or ask them for a new one. If you have just "
-    "signed in and came here from another app, open the portal again below.",
-)
+def not_signed_in() -> SignedOut:
+    # A new one each time: a raised exception keeps its traceback, and with it the request's frames.
+    return SignedOut(
+        "Sign in to your partner portal",
+        "You are not signed in, or your session has ended (sessions last 12 hours). Open the "
+        "sign-in link your account manager sent you, or ask them for a new one. If you have "
+        "just signed in and came here from another app, open the portal again below.",
+    )
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Access:
         sessions = self.sessions(redis)
         session = await sessions.find(request.cookies.get(COOKIE))
         if session is None:
-            raise NOT_SIGNED_IN
+            raise not_signed_in()
         try:
             partner = await current_partner(redis, session.partner_id, session.created_ms)
         except SignedOut:

@@ -55,7 +55,8 @@ def test_a_partner_sees_its_own_lines_of_a_month_and_their_totals(earning: Porta
     total = sum(line["amount"] for line in own)
     shown = re.search(r'id="month-total">([^<]*)<', page)
     assert shown is not None and shown.group(1).strip() == f"{total:,.2f}"
-    assert "t8" not in page and "d8" not in page  # rival's trader
+    assert "rival" not in page  # nothing of the rival IB, whose trader is user 8
+    assert '<td data-label="Trader">8</td>' not in page and '<td data-label="Trader">7</td>' in page
     assert 'data-period="2026-11"' in page
 
 
@@ -101,7 +102,7 @@ def test_no_url_reaches_another_partner_s_statement(earning: Portal) -> None:
 
     assert answers[0].status_code == 404
     assert answers[1].json()["partnerId"] == "apex"
-    assert "t8" not in answers[2].text
+    assert "rival" not in answers[2].text
     assert all("Rival" not in answer.text for answer in answers)
 
 
