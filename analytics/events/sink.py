@@ -47,6 +47,10 @@ _INTAKE_FORM: Final = re.compile(rb"\{" + rb",".join(
     b'"' + name.encode() + b'":' + _VALUE_PATTERNS.get(name, _TEXT_VALUE) for name in STREAM_FIELDS
 ) + rb"\}")
 _TYPE_BYTES: Final = frozenset(event_type.encode() for event_type in TYPES)
+# Its line: the values in order, text quoted, times (seconds with ms decimals) bare.
+_LINE: Final = b"[" + b",".join(
+    b"%s" if index in _TIMES_AT else b'"%s"' for index in range(len(STREAM_FIELDS))
+) + b"]"
 
 
 def event_values(event: dict[str, Any]) -> list[Any]:
@@ -105,13 +109,13 @@ def event_line(payload: bytes | str | None) -> tuple[str, int, bytes]:
     found = _INTAKE_FORM.fullmatch(payload) if type(payload) is bytes else None
     if found is not None and found[2] in _TYPE_BYTES and found[1] and found[3].strip(b"0"):
         # The intake's own bytes: its text values go into the line as they are.
-        values = [b'"' + value + b'"' for value in found.groups()]
+        values = list(found.groups())
         for index in _DECIMALS_AT:
-            if values[index] == b'""':
-                values[index] = b'"0"'
+            if not values[index]:
+                values[index] = b"0"
         for index in _TIMES_AT:
-            values[index] = b"%d.%03d" % divmod(int(found[index + 1] or b"0"), 1000)
-        return found[1].decode(), int(found[3]), b"[" + b",".join(values) + b"]"
+            values[index] = b"%d.%03d" % divmod(int(values[index] or b"0"), 1000)
+        return found[1].decode(), int(found[3]), _LINE % tuple(values)
     event = decode_payload(payload)
     values = event_values(event)
     return str(event["event_id"]), int(event["ts"]), orjson.dumps(values)
