@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 
 # Young collections every 50,000 allocations instead of 700 (docs/benchmarks.md).
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -15,7 +16,11 @@ def tune_gc() -> None:
     parser's rules, the app): the hot path and the batcher allocate many objects that are
     short-lived and in no cycle, and with Python's default thresholds the collector kept
     re-scanning everything loaded at start (docs/benchmarks.md, "Pipeline").
+    Garbage left by whoever ran before (an unclosed socket collected here) is not start-up's
+    fault: its ResourceWarning is not raised from here, even where warnings are errors.
     """
-    gc.collect()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
