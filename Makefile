@@ -49,7 +49,7 @@ bench-hooks: install
 	$(BIN)/python -m loadtests.bench_hooks
 
 # The commissions ledger on a month of 10M trades (long: the first run generates the data;
-# DATA_DIR=dir keeps it for the next run; ARGS="--prototypes" adds the rewritten SQL).
+# DATA_DIR=dir keeps it for the next run; ARGS="--trades 1000000 --users 20000" is a quick try).
 bench-commissions: install
 	$(BIN)/python -m loadtests.bench_commissions $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 

@@ -13,16 +13,15 @@ Then, taking turns round after round:
 - the full recompute: `Ledger.recompute_period(period)`;
 - a second baseline: the month's ledger lines copied the same way (the floor for writing them);
 and for the incremental update, round after round: 5,000 new trades of 5,000 users written as
-the batcher and crediting write them, then `Ledger.apply_users(those users, closed=set())`,
-beside a baseline that copies those users' credited rows. With redis-server on PATH, the
-worker's pass (`CommissionsWorker.pass_locked`) picking up 5,000 new trades of now, and once
-5,000 late ones of the period (whose next month's tiers it then checks).
+the batcher and crediting write them, then `Ledger.apply_changes` (those trades' lines and their
+users' CPA), beside a baseline that copies those users' credited rows. With redis-server on
+PATH, the worker's pass (`CommissionsWorker.pass_locked`) picking up 5,000 new trades of now,
+and once 5,000 late ones of the period (whose next month's tiers it then checks).
 
 Each figure: median and max of the rounds, wall and CPU seconds (the process's, chDB's threads
 included: the machine is shared, CPU time moves less with the load), the process's peak RSS
 and ClickHouse's peak memory for one statement, and where the time went, statement by statement
-(`system.query_log`). `--prototypes` also times changed SQL for the recompute
-(`loadtests.commissions_variants`) against the statements as they are.
+(`system.query_log`).
 
 Exit status: 0 when it ran (the goals are reported, not enforced), 2 when chdb is missing, 130
 on ^C.
@@ -99,7 +98,8 @@ def recompute_rounds(client: Client, period: str, rounds: int) -> dict[str, list
 
 def incremental_rounds(client: Client, period: str, rounds: int, trades: int,
                        run: str) -> dict[str, list[Phase]]:
-    """5,000 new trades in the period's last hours, then those users brought up to date."""
+    """5,000 new trades in the period's last hours, then their lines (and their users' CPA)
+    brought up to date."""
     at = data.month_bounds(period)["end"] - timedelta(hours=2)
     phases: dict[str, list[Phase]] = {"baseline: copy those users' credited rows": [],
                                       "incremental update": []}
@@ -111,8 +111,14 @@ def incremental_rounds(client: Client, period: str, rounds: int, trades: int,
             _copy(client, "users", "invite.events_credited", "user_id IN {users:Array(String)}",
                   {"users": users})
         phases[phase.name].append(statements(client, phase))
+        changed: dict[str, set[str]] = {}
+        for row in client.query(
+                "SELECT user_id, groupUniqArray(event_id) FROM invite.events_credited "
+                "WHERE startsWith(event_id, {prefix:String}) GROUP BY user_id",
+                parameters={"prefix": f"new-{run}-{index}-"}).result_rows:
+            changed[str(row[0])] = {str(e) for e in row[1]}
         with measured("incremental update") as phase:
-            written = ledger.apply_users(users, closed=set())
+            written = ledger.apply_changes(changed, closed=set())
         phase.name = f"incremental update ({len(users):,} users, {written:,} rows written)"
         phases["incremental update"].append(statements(client, phase))
         data.say(f"  incremental round {index} / {rounds}: {len(users):,} users, "
@@ -236,8 +242,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incremental-rounds", type=int, default=5, help="(5)")
     parser.add_argument("--new-trades", type=int, default=5_000, help="per update (5,000)")
     parser.add_argument("--no-worker", action="store_true", help="skip the worker's pass")
-    parser.add_argument("--prototypes", action="store_true",
-                        help="also time changed SQL for the recompute")
     parser.add_argument("--data-dir", type=Path,
                         help="keep the data here; reused when it already holds the events")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
@@ -296,23 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                    if runs and not name.startswith("baseline") and "(once)" not in name]
         facts["load_end"] = load_average()
         text = report(facts, rows, ratios, details)
-        variants: list[dict[str, Any]] = []
-        lookups: list[dict[str, Any]] = []
-        if args.prototypes:
-            from loadtests import commissions_lookups, commissions_variants
-            users = data.pick_users(client, args.new_trades, salt=9000)
-            data.insert_new_trades(client, users, data.month_bounds(args.period)["end"]
-                                   - timedelta(hours=3), f"proto-{run}-", salt=90)
-            events = data.event_ids(client, f"proto-{run}-")
-            lookups = commissions_lookups.run_all(client, users, events, CURRENCY)
-            variants = commissions_variants.run_all(client, args.period, CURRENCY)
-            text += "\n\n" + commissions_lookups.table(lookups)
-            text += "\n\n" + commissions_variants.table(variants)
         print(text)
         if args.json:
             args.json.write_text(json.dumps({
-                "facts": facts, "summary": rows, "ratios": ratios, "variants": variants,
-                "lookups": lookups,
+                "facts": facts, "summary": rows, "ratios": ratios,
                 "phases": {name: [asdict(p) for p in runs] for name, runs in phases.items()},
             }, indent=2, default=str))
         return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -29,6 +29,10 @@ log = logging.getLogger("invite.commissions")
 DAY_MS: Final = 86_400_000
 ZERO: Final = Decimal(0)
 USER_CHUNK: Final = 5_000
+EVENT_CHUNK: Final = 20_000
+RANGE_TRADES: Final = 1_000_000  # a month's trades computed in ranges of about this many
+# The staging table gets each line once: no merging of equal keys while inserting.
+_STAGING: Final = {"optimize_on_insert": 0}
 # What makes two versions of a line the same line (computed_at aside).
 SAME: Final = ", ".join(name for name in LINE_NAMES if name not in ("computed_at", "is_deleted"))
 _TYPES: Final = [type_name for _, type_name in LINE_COLUMNS]
@@ -40,34 +44,62 @@ class Ledger:
         self._client = client
         self._currency = currency
 
-    def _run(self, statement: tuple[str, dict[str, Any]]) -> None:
+    def _run(self, statement: tuple[str, dict[str, Any]],
+             settings: Mapping[str, Any] | None = None) -> None:
         sql, parameters = statement
-        self._client.command(sql, parameters={**parameters, "currency": self._currency})
+        self._client.command(sql, parameters={**parameters, "currency": self._currency},
+                             settings=dict(settings or {}))
 
     def recompute_period(self, period: str, progress: Progress | None = None) -> int:
-        """Compute an open month's lines again from the events, day by day, and swap them in
-        whole (its adjustment lines are kept as they are); returns the month's line count."""
+        """Compute an open month's lines again from the events, its trades in ranges of source
+        partners, and swap them in whole (its adjustment lines are kept as they are); returns
+        the month's line count."""
         self._client.command(f"TRUNCATE TABLE {DATABASE}.commissions_staging")
         first, after = start_ms(period), end_ms(period)
-        days = list(range(first, after, DAY_MS))
-        for done, day in enumerate(days, start=1):
-            self._run(trade_lines(Scope(day, min(day + DAY_MS, after)), "commissions_staging"))
+        ranges = self._partner_ranges(first, after)
+        for done, (low, high) in enumerate(ranges, start=1):
+            self._run(trade_lines(Scope(first, after, low=low, high=high),
+                                  "commissions_staging"), _STAGING)
             if progress is not None:
-                progress(done, len(days) + 1)
-        self._run(cpa_lines(Scope(first, after), "commissions_staging"))
+                progress(done, len(ranges) + 1)
+        self._run(cpa_lines(Scope(first, after), "commissions_staging"), _STAGING)
         # `period` is YYYY-MM (checked where it came in).
+        # The month's adjustments as they stand (each line's latest version, if not deleted).
         self._client.command(
-            f"INSERT INTO {DATABASE}.commissions_staging SELECT * FROM {DATABASE}.commissions "
-            f"FINAL WHERE period = '{period}' AND adjusts != ''"
+            f"INSERT INTO {DATABASE}.commissions_staging SELECT * FROM (SELECT * FROM "
+            f"{DATABASE}.commissions WHERE period = '{period}' AND adjusts != '' "
+            "ORDER BY line_id, computed_at DESC, is_deleted DESC LIMIT 1 BY line_id) "
+            "WHERE is_deleted = 0"
         )
+        count = int(self._client.query(
+            f"SELECT count() FROM {DATABASE}.commissions_staging").result_rows[0][0])
         self._client.command(
             f"ALTER TABLE {DATABASE}.commissions REPLACE PARTITION '{period}' "
             f"FROM {DATABASE}.commissions_staging",
             settings={"allow_replace_partition_from_empty_source": 1},
         )
         if progress is not None:
-            progress(len(days) + 1, len(days) + 1)
-        return self.count(period)
+            progress(len(ranges) + 1, len(ranges) + 1)
+        return count
+
+    def _partner_ranges(self, first: int, after: int) -> list[tuple[str | None, str | None]]:
+        """Ranges [low, high) of source partners holding about RANGE_TRADES trades each (the
+        credited events are sorted by partner: each range reads its own part)."""
+        rows = self._client.query(
+            "SELECT partner_id, count() FROM "
+            f"{DATABASE}.events_credited WHERE event_type = 'trade' AND partner_id != '' "
+            "AND sign = 1 AND ts >= fromUnixTimestamp64Milli({start:Int64}, 'UTC') "
+            "AND ts < fromUnixTimestamp64Milli({end:Int64}, 'UTC') "
+            "GROUP BY partner_id ORDER BY partner_id",
+            parameters={"start": first, "end": after}).result_rows
+        bounds: list[str | None] = [None]
+        held = 0
+        for partner_id, trades in rows:
+            if held >= RANGE_TRADES:
+                bounds.append(str(partner_id))
+                held = 0
+            held += int(trades)
+        return list(zip(bounds, [*bounds[1:], None], strict=True))
 
     def count(self, period: str) -> int:
         rows = self._client.query(
@@ -75,57 +107,78 @@ class Ledger:
             parameters={"p": period}).result_rows
         return int(rows[0][0])
 
-    def apply_users(self, users: Collection[str], closed: Collection[str]) -> int:
-        """Bring every line of these users up to date; returns the rows written."""
+    def apply_changes(self, changed: Mapping[str, Collection[str]],
+                      closed: Collection[str]) -> int:
+        """Bring up to date the lines of these credited events (user → ids of its events whose
+        credited rows changed): their trade and reversal lines, and their users' CPA lines;
+        returns the rows written."""
         written = 0
-        ordered = sorted(users)
-        for start in range(0, len(ordered), USER_CHUNK):
-            written += self._apply(ordered[start : start + USER_CHUNK], sorted(closed))
+        chunk: dict[str, Collection[str]] = {}
+        held = 0
+        for user in sorted(changed):
+            chunk[user] = changed[user]
+            held += len(changed[user])
+            if len(chunk) >= USER_CHUNK or held >= EVENT_CHUNK:
+                written += self._apply(chunk, sorted(closed))
+                chunk, held = {}, 0
+        if chunk:
+            written += self._apply(chunk, sorted(closed))
         return written
 
-    def _apply(self, users: list[str], closed: list[str]) -> int:
+    def _apply(self, changed: Mapping[str, Collection[str]], closed: list[str]) -> int:
+        users = tuple(changed)
+        events = tuple(sorted({e for ids in changed.values() for e in ids}))
         self._client.command(f"TRUNCATE TABLE {DATABASE}.commissions_scratch")
-        scope = Scope(users=tuple(users))
+        scope = Scope(users=users, events=events)
         self._run(trade_lines(scope, "commissions_scratch"))
         self._run(cpa_lines(scope, "commissions_scratch"))
-        parameters = {"users": users, "closed": closed}
-        before = self._rows()
+        owner = _Owner(set(users), set(events))
+        desired = self._lines(f"SELECT {', '.join(LINE_NAMES)} FROM "
+                              f"{DATABASE}.commissions_scratch", {})
+        # Each line's latest version (the ledger's FINAL, for the few lines these can own).
+        booked = [row for row in self._lines(
+            f"SELECT {', '.join(LINE_NAMES)} FROM {DATABASE}.commissions "
+            "WHERE (kind = 'cpa' OR adjusts != '' OR event_id IN {events:Array(String)} "
+            "OR reverses IN {events:Array(String)}) AND user_id IN {users:Array(String)} "
+            "ORDER BY period, line_id, computed_at DESC, is_deleted DESC LIMIT 1 BY period, "
+            "line_id", {"users": list(users), "events": list(events)}) if not row["is_deleted"]]
+        now = now_ms()
         # Open months: what changed or is new, then what no longer holds.
-        self._client.command(
-            f"INSERT INTO {DATABASE}.commissions SELECT * FROM {DATABASE}.commissions_scratch "
-            "WHERE period NOT IN {closed:Array(String)} "
-            f"AND ({SAME}) NOT IN (SELECT {SAME} FROM {DATABASE}.commissions FINAL "
-            "WHERE user_id IN {users:Array(String)} AND adjusts = '')",
-            parameters=parameters,
-        )
-        self._client.command(
-            f"INSERT INTO {DATABASE}.commissions SELECT * REPLACE (now64(3) AS computed_at, "
-            f"toUInt8(1) AS is_deleted) FROM {DATABASE}.commissions FINAL "
-            "WHERE user_id IN {users:Array(String)} AND adjusts = '' "
-            "AND period NOT IN {closed:Array(String)} "
-            "AND (line_id, period) NOT IN "
-            f"(SELECT line_id, period FROM {DATABASE}.commissions_scratch)",
-            parameters=parameters,
-        )
+        held = {row["line_id"]: row for row in booked
+                if not row["adjusts"] and row["period"] not in closed and owner.owns(row)}
+        writes: list[dict[str, Any]] = []
+        wanted: set[str] = set()
+        for row in desired:
+            if row["period"] in closed:
+                continue
+            wanted.add(row["line_id"])
+            current = held.get(row["line_id"])
+            if current is None or _differs(current, row):
+                writes.append({**row, "computed_at": now, "is_deleted": 0})
+        writes += [{**row, "computed_at": now, "is_deleted": 1}
+                   for line_id, row in held.items() if line_id not in wanted]
         if closed:
-            self._adjust(users, closed)
-        return self._rows() - before
+            writes += self._adjust(owner, closed, desired, booked, now)
+        if writes:
+            self._client.insert(
+                f"{DATABASE}.commissions", [[row[name] for name in LINE_NAMES] for row in writes],
+                column_names=list(LINE_NAMES), column_type_names=_TYPES)
+        return len(writes)
 
-    def _rows(self) -> int:
-        return int(self._client.query(
-            f"SELECT count() FROM {DATABASE}.commissions").result_rows[0][0])
-
-    def _adjust(self, users: list[str], closed: list[str]) -> None:
-        """Adjustments in open months for what the events now say of closed months' lines."""
-        columns = ", ".join(LINE_NAMES)
-        parameters = {"users": users, "closed": closed}
-        desired = self._lines(
-            f"SELECT {columns} FROM {DATABASE}.commissions_scratch "
-            "WHERE period IN {closed:Array(String)}", parameters)
-        booked = self._lines(
-            f"SELECT {columns} FROM {DATABASE}.commissions FINAL "
-            "WHERE user_id IN {users:Array(String)} AND (period IN {closed:Array(String)} "
-            "OR adjusts != '')", parameters)
+    def _adjust(self, owner: _Owner, closed: list[str], desired: list[dict[str, Any]],
+                booked: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+        """Adjustments in open months for what the events now say of closed months' lines
+        (those the owner's lines reach)."""
+        desired = [row for row in desired if row["period"] in closed]
+        closed_origins = {row["line_id"]: row for row in booked
+                          if not row["adjusts"] and row["period"] in closed}
+        owned = {line_id for line_id, row in closed_origins.items() if owner.owns(row)}
+        owned |= {row["line_id"] for row in desired}
+        booked = [row for row in booked if (
+            row["line_id"] in owned if not row["adjusts"]
+            else row["adjusts"] in owned if row["adjusts"] in closed_origins
+            else row["adjusts"] in owned or owner.owns(row))
+            and (row["period"] in closed or row["adjusts"])]
         frozen: dict[str, Decimal] = defaultdict(lambda: ZERO)
         origin_rows: dict[str, dict[str, Any]] = {}
         natural: dict[str, str] = {}
@@ -139,12 +192,13 @@ class Ledger:
                     origin_rows[origin] = row
             else:
                 open_adjustments[origin] = row
+                if row["adjusts_period"] in closed:
+                    natural.setdefault(origin, row["adjusts_period"])
         wanted = {row["line_id"]: row for row in desired}
         for row in desired:
             natural[row["line_id"]] = row["period"]
         writes: list[dict[str, Any]] = []
-        now = now_ms()
-        for origin in sorted(set(wanted) | set(frozen)):
+        for origin in sorted(set(wanted) | set(frozen) | set(open_adjustments)):
             if origin not in natural:
                 continue  # an adjustment of a month still open: its origin is kept up to date
             need = (wanted[origin]["amount"] if origin in wanted else ZERO) - frozen[origin]
@@ -168,14 +222,25 @@ class Ledger:
                 writes.append({**current, "computed_at": now, "is_deleted": 1})
             if current is None or _differs(current, adjustment):
                 writes.append(adjustment)
-        if writes:
-            self._client.insert(
-                f"{DATABASE}.commissions", [[row[name] for name in LINE_NAMES] for row in writes],
-                column_names=list(LINE_NAMES), column_type_names=_TYPES)
+        return writes
 
     def _lines(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         result = self._client.query(sql, parameters=parameters)
         return [dict(zip(LINE_NAMES, row, strict=True)) for row in result.result_rows]
+
+
+class _Owner:
+    """Which booked lines a set of changed events and users computes again: the trade and
+    reversal lines of the events, the CPA lines of the users."""
+
+    def __init__(self, users: set[str], events: set[str]) -> None:
+        self._users = users
+        self._events = events
+
+    def owns(self, row: Mapping[str, Any]) -> bool:
+        if row["kind"] == "cpa":
+            return row["user_id"] in self._users
+        return row["event_id"] in self._events or row["reverses"] in self._events
 
 
 def _differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:

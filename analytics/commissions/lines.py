@@ -18,12 +18,22 @@ from typing import Any, Final
 
 from analytics.commissions.schema import DATABASE, LINE_NAMES
 
-# `partner_id`, `user_id` and so on come from the credited events; these are the ledger's own.
-_CREDITED: Final = (
-    "SELECT event_id, event_type, ts, user_id, partner_id, amount, lots, broker_revenue, symbol, "
-    f"is_first_deposit, reversed FROM {DATABASE}.events_credited WHERE {{where}} "
-    "GROUP BY event_id, event_type, ts, user_id, partner_id, amount, lots, broker_revenue, "
-    "symbol, is_first_deposit, reversed HAVING sum(sign) > 0"
+_CREDITED_COLUMNS: Final = ("event_id, event_type, ts, user_id, partner_id, amount, lots, "
+                             "broker_revenue, symbol, is_first_deposit, reversed")
+# The credited events as they stand (crediting writes a cancelling row and a new one): a few
+# rows picked by id or user are grouped, a month is read collapsed (FINAL, in key order).
+_GROUPED: Final = (
+    f"SELECT {_CREDITED_COLUMNS} FROM {DATABASE}.events_credited WHERE {{where}} "
+    f"GROUP BY {_CREDITED_COLUMNS} HAVING sum(sign) > 0"
+)
+_COLLAPSED: Final = (
+    f"SELECT {_CREDITED_COLUMNS} FROM {DATABASE}.events_credited FINAL WHERE {{where}}"
+)
+# Reversals, one row per event id (a repeated event is the same row; the latest copy wins).
+_REVERSALS: Final = (
+    "SELECT event_id, r_ts AS ts, r_reverses AS reverses FROM (SELECT event_id, "
+    "argMax(ts, inserted_at) AS r_ts, argMax(reverses, inserted_at) AS r_reverses "
+    f"FROM {DATABASE}.events WHERE event_type = 'reversal' GROUP BY event_id) WHERE {{where}}"
 )
 
 
@@ -36,23 +46,42 @@ def _id(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class Scope:
-    """Which lines: those accruing in [start_ms, end_ms) (a month), or all of some users'."""
+    """Which lines: those accruing in [start_ms, end_ms) (a month, optionally only the trades
+    of source partners in [low, high)), or those of some events and users: the trade and
+    reversal lines of `events` (credited trades) and the CPA lines of `users`."""
 
     start_ms: int | None = None
     end_ms: int | None = None
     users: tuple[str, ...] | None = None
+    events: tuple[str, ...] = ()
+    low: str | None = None  # source partners from (inclusive)
+    high: str | None = None  # up to (exclusive; None: no end)
+
+    @property
+    def picked(self) -> bool:
+        return self.users is not None
 
     def parameters(self) -> dict[str, Any]:
-        if self.users is not None:
-            return {"users": list(self.users)}
-        return {"start": self.start_ms, "end": self.end_ms}
+        if self.picked:
+            return {"users": list(self.users or ()), "events": list(self.events)}
+        return {"start": self.start_ms, "end": self.end_ms, "low": self.low or "",
+                "high": self.high or ""}
 
     def on(self, column: str) -> str:
         """The condition on a time column (a month) or on user_id (users)."""
-        if self.users is not None:
+        if self.picked:
             return "user_id IN {users:Array(String)}"
         return (f"{column} >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC') AND "
                 f"{column} < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')")
+
+    def credited(self, where: str) -> str:
+        """The credited events matching `where`: grouped when picked, else collapsed."""
+        return (_GROUPED if self.picked else _COLLAPSED).format(where=where)
+
+    def partners(self) -> str:
+        """The condition on the source partner (the month's trades in ranges)."""
+        found = " AND partner_id >= {low:String}" if self.low else ""
+        return found + (" AND partner_id < {high:String}" if self.high is not None else "")
 
 
 def _levels(source: str) -> str:
@@ -106,14 +135,19 @@ def _select_lines(tiered_sql: str, kind: str, line_id: str) -> str:
 
 def trade_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
     """INSERT the rebate, revenue-share and reversal lines of the scope into `target`."""
-    trades = _CREDITED.format(where="event_type = 'trade' AND partner_id != '' AND "
-                              + scope.on("ts"))
-    reversed_trades = _CREDITED.format(
-        where="event_type = 'trade' AND partner_id != '' AND reversed = 1"
-        + (" AND " + scope.on("ts") if scope.users is not None else ""))
-    reversals = (f"SELECT event_id, ts, reverses FROM {DATABASE}.events FINAL "
-                 "WHERE event_type = 'reversal'"
-                 + ("" if scope.users is not None else " AND " + scope.on("ts")))
+    if scope.picked:
+        trades = scope.credited("event_type = 'trade' AND partner_id != '' AND "
+                                "event_id IN {events:Array(String)}")
+        reversed_trades = scope.credited(
+            "event_type = 'trade' AND partner_id != '' AND reversed = 1 AND "
+            "event_id IN {events:Array(String)}")
+        reversals = _REVERSALS.format(where="1")
+    else:
+        trades = scope.credited("event_type = 'trade' AND partner_id != ''" + scope.partners()
+                                + " AND " + scope.on("ts"))
+        reversed_trades = scope.credited("event_type = 'trade' AND partner_id != '' AND "
+                                         "reversed = 1" + scope.partners())
+        reversals = _REVERSALS.format(where=scope.on("ts"))
     source = f"""
     SELECT event_id AS line_event, ts AS line_ts, '' AS reverses, toInt8(1) AS factor,
         ts, user_id, partner_id, lots, broker_revenue, symbol
@@ -154,16 +188,16 @@ def trade_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
 
 def cpa_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
     """INSERT the CPA lines whose moment falls in the scope (a month), or of the users."""
-    deposits = _CREDITED.format(
-        where="event_type = 'deposit' AND is_first_deposit = 1 AND reversed = 0 "
-              "AND partner_id != ''"
-              + (" AND " + scope.on("ts") if scope.users is not None else ""))
-    trades = _CREDITED.format(
-        where="event_type = 'trade' AND reversed = 0 AND partner_id != '' AND user_id IN "
-              "(SELECT user_id FROM first_deposits)")
+    deposits = scope.credited(
+        "event_type = 'deposit' AND is_first_deposit = 1 AND reversed = 0 AND partner_id != ''"
+        + (" AND " + scope.on("ts") if scope.picked else ""))
+    # Whose trades and registrations: the scope's users, or every user with a first deposit.
+    whose = scope.on("ts") if scope.picked else "user_id IN (SELECT user_id FROM first_deposits)"
+    trades = scope.credited("event_type = 'trade' AND reversed = 0 AND partner_id != '' AND "
+                            + whose)
     registrations = (
         f"SELECT user_id, min(ts) AS registered FROM {DATABASE}.conversions FINAL "
-        "WHERE user_id IN (SELECT user_id FROM first_deposits) AND partner_id != '' "
+        f"WHERE {whose} AND partner_id != '' "
         "AND event_type IN ('registration', 'reattribution') GROUP BY user_id")
     terms = f"""
     SELECT f.user_id AS user_id, f.event_id AS ftd_event, f.ts AS ftd_ts, f.amount AS ftd_amount,
@@ -212,7 +246,7 @@ def cpa_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
     FROM ({moment}) AS m
     ASOF INNER JOIN {DATABASE}.commission_timeline AS tl
         ON tl.partner_id = m.source_partner AND m.line_ts >= tl.valid_from
-    WHERE m.base0 != 0{'' if scope.users is not None else ' AND ' + scope.on('m.line_ts')}
+    WHERE m.base0 != 0{'' if scope.picked else ' AND ' + scope.on('m.line_ts')}
     """
     line_id = _id("'cpa'", "toString(level)", "earner", "user_id")
     select = _select_lines(_tiered(_levels(located)), "'cpa'", line_id)

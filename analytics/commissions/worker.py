@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,6 +46,8 @@ STATE_KEY: Final = PLANS_PREFIX + "ledger-state"
 # Credited rows inserted while a pass reads may carry an earlier `inserted_at`.
 OVERLAP_MS: Final = 5_000
 LOCK_RENEW_S: Final = 60.0
+# More credited rows changed in a pass than this: the open months are computed again whole.
+MANY_CHANGES: Final = 500_000
 
 
 @dataclass
@@ -151,14 +153,20 @@ class CommissionsWorker:
             stored = self._stored_timeline()
             if rows != stored:
                 inputs.write_timeline(client, rows)
-                changed = _first_change(stored, rows)
-                if changed is not None:
-                    dirty |= set(months_between(month_of(changed), today))
+                moment = _first_change(stored, rows)
+                if moment is not None:
+                    dirty |= set(months_between(month_of(moment), today))
         since = max(int(state.get("credited", 0)) - OVERLAP_MS, 0)
-        users, touched, mark = self._changed_since(since)
         first_pass = "credited" not in state
+        changed, touched, mark = self._changed_since(since, first_pass)
         if first_pass:
-            users, touched = set(), set()
+            changed, touched = {}, set()
+        elif changed is None:
+            # So many events changed (crediting done again for most users) that computing the
+            # open months again whole is the shorter way; closed months are adjusted event by
+            # event all the same.
+            dirty |= self._months_with_events() - found.closed
+            changed = self._changed_since(since, False, closed=found.closed)[0] or {}
         for month in sorted(touched):
             following = next_month(month)
             if following <= today and following not in found.closed and following not in dirty:
@@ -176,9 +184,9 @@ class CommissionsWorker:
             log.info("computing the commissions of %s again", month)
             self._ledger.recompute_period(month, progress)
             report.months.append(month)
-        if users:
-            report.users = len(users)
-            report.rows = self._ledger.apply_users(users, found.closed)
+        if changed:
+            report.users = len(changed)
+            report.rows = self._ledger.apply_changes(changed, found.closed)
         marks: dict[str, Any] = {"symbols": ",".join(symbols)}
         if mark or first_pass:
             marks["credited"] = max(mark, int(state.get("credited", 0)))
@@ -192,19 +200,31 @@ class CommissionsWorker:
         return [TimelineRow(str(r[0]), int(r[1]), tuple(r[2]), tuple(r[3]), tuple(r[4]),
                             str(r[5]), int(r[6])) for r in rows]
 
-    def _changed_since(self, since_ms: int) -> tuple[set[str], set[str], int]:
-        """Users whose credited events changed since then, the months of those events, and
-        the latest `inserted_at` seen."""
-        rows = self._clickhouse.query(
-            "SELECT user_id, groupUniqArray(formatDateTime(ts, '%Y-%m', 'UTC')), "
+    def _changed_since(self, since_ms: int, first_pass: bool,
+                       closed: Collection[str] | None = None,
+                       ) -> tuple[dict[str, set[str]] | None, set[str], int]:
+        """The events whose credited rows changed since then, by user (None when there are
+        more than MANY_CHANGES of them; with `closed`, only those of these months), the months
+        of those events, and the latest `inserted_at` seen."""
+        where = ("inserted_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+                 "AND user_id != ''")
+        parameters: dict[str, Any] = {"since": since_ms, "closed": sorted(closed or ())}
+        if closed is not None:
+            where += " AND formatDateTime(ts, '%Y-%m', 'UTC') IN {closed:Array(String)}"
+        counted = self._clickhouse.query(
+            "SELECT count(), groupUniqArray(formatDateTime(ts, '%Y-%m', 'UTC')), "
             f"max(toUnixTimestamp64Milli(inserted_at)) FROM {DATABASE}.events_credited "
-            "WHERE inserted_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
-            "AND user_id != '' GROUP BY user_id",
-            parameters={"since": since_ms},
-        ).result_rows
-        users = {str(row[0]) for row in rows}
-        months = {str(month) for row in rows for month in row[1]}
-        return users, months, max((int(row[2]) for row in rows), default=0)
+            f"WHERE {where}", parameters=parameters).result_rows[0]
+        months, mark = {str(month) for month in counted[1]}, int(counted[2] or 0)
+        if first_pass or int(counted[0]) == 0:
+            return {}, months, mark
+        if int(counted[0]) > MANY_CHANGES and closed is None:
+            return None, months, mark
+        rows = self._clickhouse.query(
+            "SELECT user_id, groupUniqArray(event_id) "
+            f"FROM {DATABASE}.events_credited WHERE {where} GROUP BY user_id",
+            parameters=parameters).result_rows
+        return {str(row[0]): {str(e) for e in row[1]} for row in rows}, months, mark
 
     def _months_with_events(self) -> set[str]:
         rows = self._clickhouse.query(
