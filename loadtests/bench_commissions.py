@@ -69,6 +69,15 @@ def _copy(client: Client, name: str, source: str, where: str, parameters: dict[s
                    parameters=parameters)
 
 
+def settle(client: Client) -> float:
+    """Wait until ClickHouse merges no part (a phase must not pay for the one before);
+    returns the seconds waited."""
+    started = time.perf_counter()
+    while int(client.query("SELECT count() FROM system.merges").result_rows[0][0]):
+        time.sleep(0.5)
+    return time.perf_counter() - started
+
+
 def recompute_rounds(client: Client, period: str, rounds: int) -> dict[str, list[Phase]]:
     month = data.month_bounds(period)
     where = ("ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} "
@@ -79,20 +88,26 @@ def recompute_rounds(client: Client, period: str, rounds: int) -> dict[str, list
     ledger = Ledger(client, CURRENCY)
     for index in range(1, rounds + 1):
         data.say(f"round {index} / {rounds}")
+        settle(client)
         with measured("baseline: copy the credited rows") as phase:
             _copy(client, "credited", "invite.events_credited", where, month)
         phases[phase.name].append(statements(client, phase))
         data.say(f"  baseline (credited rows copied): {phase.seconds:.1f} s")
+        settle(client)
         with measured("full recompute") as phase:
             lines = ledger.recompute_period(period, _progress(time.perf_counter()))
         phase.name = f"full recompute ({lines:,} lines)"
         phases["full recompute"].append(statements(client, phase))
-        data.say(f"  full recompute: {lines:,} lines in {phase.seconds:.1f} s")
+        merged = settle(client)
+        data.say(f"  full recompute: {lines:,} lines in {phase.seconds:.1f} s; the ledger "
+                 f"then merged the new parts in the background for {merged:.1f} s")
         with measured("baseline: copy the ledger lines") as phase:
             _copy(client, "lines", "invite.commissions", "period = {period:String}",
                   {"period": period})
         phases[phase.name].append(statements(client, phase))
-        data.say(f"  baseline (ledger lines copied): {phase.seconds:.1f} s")
+        merged = settle(client)
+        data.say(f"  baseline (ledger lines copied): {phase.seconds:.1f} s; merged after it "
+                 f"for {merged:.1f} s")
     return phases
 
 
@@ -117,6 +132,7 @@ def incremental_rounds(client: Client, period: str, rounds: int, trades: int,
                 "WHERE startsWith(event_id, {prefix:String}) GROUP BY user_id",
                 parameters={"prefix": f"new-{run}-{index}-"}).result_rows:
             changed[str(row[0])] = {str(e) for e in row[1]}
+        settle(client)
         with measured("incremental update") as phase:
             written = ledger.apply_changes(changed, closed=set())
         phase.name = f"incremental update ({len(users):,} users, {written:,} rows written)"
@@ -151,6 +167,7 @@ def worker_rounds(client: Client, period: str, rounds: int, trades: int, run: st
         for index, (name, at) in enumerate(steps, start=1):
             users = data.pick_users(client, trades, salt=5000 + index)
             data.insert_new_trades(client, users, at, f"wrk-{run}-{index}-", salt=50 + index)
+            settle(client)
             with measured(name) as phase:
                 report = commissions_worker.one_pass(redis.url, client, CURRENCY)
             phase.name = (f"{name}: {report.users:,} users, {report.rows:,} rows, months "
@@ -274,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         # The month before too, as the worker's first pass computes every month with events:
         # the users' lines of that month are then in the ledger when they are brought up to date.
         before = previous_month(args.period)
+        settle(client)
         with measured(f"full recompute of {before} (once)") as phase:
             facts["lines_before"] = Ledger(client, CURRENCY).recompute_period(before)
         phases[phase.name] = [statements(client, phase)]

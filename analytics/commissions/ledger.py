@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from analytics.commissions.lines import Scope, cpa_lines, trade_lines
 from analytics.commissions.months import end_ms, next_month, start_ms
@@ -57,12 +58,20 @@ class Ledger:
         self._client.command(f"TRUNCATE TABLE {DATABASE}.commissions_staging")
         first, after = start_ms(period), end_ms(period)
         ranges = self._partner_ranges(first, after)
-        for done, (low, high) in enumerate(ranges, start=1):
-            self._run(trade_lines(Scope(first, after, low=low, high=high),
-                                  "commissions_staging"), _STAGING)
-            if progress is not None:
-                progress(done, len(ranges) + 1)
-        self._run(cpa_lines(Scope(first, after), "commissions_staging"), _STAGING)
+        # The staging table's parts are not merged while it fills (merging them again and again
+        # as ranges arrive cost as much as computing the lines): the ledger merges them once,
+        # in the background, after the swap.
+        merging = self._merges("STOP")
+        try:
+            for done, (low, high) in enumerate(ranges, start=1):
+                self._run(trade_lines(Scope(first, after, low=low, high=high),
+                                      "commissions_staging"), _STAGING)
+                if progress is not None:
+                    progress(done, len(ranges) + 1)
+            self._run(cpa_lines(Scope(first, after), "commissions_staging"), _STAGING)
+        finally:
+            if merging:
+                self._merges("START")
         # `period` is YYYY-MM (checked where it came in).
         # The month's adjustments as they stand (each line's latest version, if not deleted).
         self._client.command(
@@ -81,6 +90,16 @@ class Ledger:
         if progress is not None:
             progress(len(ranges) + 1, len(ranges) + 1)
         return count
+
+    def _merges(self, action: str) -> bool:
+        """SYSTEM STOP or START MERGES on the staging table; False where the server does not
+        let this user (the month is computed all the same, only slower)."""
+        try:
+            self._client.command(f"SYSTEM {action} MERGES {DATABASE}.commissions_staging")
+        except ClickHouseError as exc:
+            log.debug("SYSTEM %s MERGES refused: %s", action, str(exc)[:200])
+            return False
+        return True
 
     def _partner_ranges(self, first: int, after: int) -> list[tuple[str | None, str | None]]:
         """Ranges [low, high) of source partners holding about RANGE_TRADES trades each (the

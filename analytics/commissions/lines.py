@@ -85,17 +85,21 @@ class Scope:
 
 
 def _levels(source: str) -> str:
-    """Rows of `source` (one per base, with chain, shares and plan) → one row per level that
-    earns, with the tier's multiplier and the exclusions."""
+    """Rows of `source` (one per event, with its bases, chain, shares and plan) → one row per
+    base and level that earns, with the exclusions (each row's arrays are taken apart before
+    the rows are multiplied, not copied into every level's row)."""
+    excluded = ("multiIf(chain_status[i] = 'suspended', 'suspended', chain_ctid[i] != '' AND "
+                "chain_ctid[i] = user_id, 'self_referral', '')")
+    earning = ("arrayFilter(i -> shares[i] != 0, "
+               "arrayEnumerate(arraySlice(shares, 1, length(chain))))")
     return f"""
-    SELECT b.*, level,
-        chain[level] AS earner, shares[level] AS share,
-        multiIf(chain_status[level] = 'suspended', 'suspended',
-                chain_ctid[level] != '' AND chain_ctid[level] = user_id, 'self_referral',
-                '') AS excluded
+    SELECT b.* EXCEPT (chain, chain_status, chain_ctid, shares, bases),
+        lv.1 AS kind0, lv.2 AS base0, lv.3 AS level, lv.4 AS earner, lv.5 AS share,
+        lv.6 AS excluded
     FROM ({source}) AS b
-    ARRAY JOIN arrayEnumerate(arraySlice(shares, 1, length(chain))) AS level
-    WHERE shares[level] != 0
+    ARRAY JOIN arrayFlatten(arrayMap(
+        base -> arrayMap(i -> (base.1, base.2, i, chain[i], shares[i], {excluded}), {earning}),
+        arrayFilter(base -> base.2 != 0, bases))) AS lv
     """
 
 
@@ -174,14 +178,9 @@ def trade_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
         ON rb.plan_id = tl.plan_id AND rb.plan_version = tl.plan_version
         AND rb.symbol = s.symbol
     """
-    per_base = f"""
-    SELECT p.*, pair.1 AS kind0, pair.2 AS base0
-    FROM ({planned}) AS p ARRAY JOIN bases AS pair
-    WHERE pair.2 != 0
-    """
     kind = "if(factor < 0, 'reversal', kind0)"
     line_id = _id(kind, "kind0", "toString(level)", "earner", "line_event", "reverses")
-    select = _select_lines(_tiered(_levels(per_base)), kind, line_id)
+    select = _select_lines(_tiered(_levels(planned)), kind, line_id)
     sql = f"INSERT INTO {DATABASE}.{target} ({', '.join(LINE_NAMES)}) {select}"
     return sql, scope.parameters()
 
@@ -240,7 +239,8 @@ def cpa_lines(scope: Scope, target: str) -> tuple[str, dict[str, Any]]:
     FROM ({qualified}) AS q
     """
     located = f"""
-    SELECT m.*, tl.chain AS chain, tl.chain_status AS chain_status,
+    SELECT m.* EXCEPT (base0), [('cpa', m.base0)] AS bases, tl.chain AS chain,
+        tl.chain_status AS chain_status,
         tl.chain_ctid AS chain_ctid, '' AS reverses, toInt8(1) AS factor,
         formatDateTime(m.line_ts, '%Y-%m', 'UTC') AS tier_period
     FROM ({moment}) AS m
