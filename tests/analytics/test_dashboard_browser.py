@@ -4,7 +4,6 @@ level, a partner token kept to its subtree, CSV files a spreadsheet cannot run."
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,19 +22,12 @@ from tests.analytics.fixtures_api import (
 )
 from tests.analytics.test_api import AnalyticsServer, api, partner_token, server, settings  # noqa: F401
 from tests.analytics.test_funnel import funnel_server, story  # noqa: F401
+from tests.browser import DESKTOP, chromium, needs_chromium
 from tests.conftest import ADMIN_TOKEN
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-DESKTOP = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/156.0.0.0 Safari/537.36")
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 pytestmark = [
     pytest.mark.servers,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason="no chromium (apt-get install chromium chromium-driver)"),
+    needs_chromium,
 ]
 
 
@@ -43,10 +35,8 @@ pytestmark = [
 def browser() -> Iterator[Any]:
     # Per test: Playwright's sync API holds an event loop in this thread while it runs, and the
     # funnel fixture needs asyncio.run before it.
-    with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Dashboard:

@@ -4,33 +4,21 @@ files the app serves itself, with no console error; the viewer's files are cache
 from __future__ import annotations
 
 import gzip
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import DESKTOP, chromium, needs_chromium
 from tests.conftest import EdgeServer
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-DESKTOP = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/156.0.0.0 Safari/537.36")
-
 pytestmark = pytest.mark.servers
-needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="no chromium (apt-get install chromium chromium-driver)")
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def operation_count(edge: EdgeServer) -> int:

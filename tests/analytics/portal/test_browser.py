@@ -5,37 +5,24 @@ width."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.analytics.portal.conftest import Portal
+from tests.browser import DESKTOP, PHONE, chromium, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-DESKTOP = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/156.0.0.0 Safari/537.36")
-PHONE = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-         "Chrome/156.0.0.0 Mobile Safari/537.36")
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 pytestmark = [
     pytest.mark.servers,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason="no chromium (apt-get install chromium chromium-driver)"),
+    needs_chromium,
 ]
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Tab:
