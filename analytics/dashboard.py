@@ -3,10 +3,6 @@ a strict CSP (brokers run it in private networks: nothing is fetched from elsewh
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import importlib.util
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -16,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from edge.web import error_response
+from edge.web import Asset, asset_response, error_response, package_path
 
 DASHBOARD_DIR: Final = Path(__file__).parent / "dashboard"
 DASHBOARD_ASSETS: Final = {
@@ -35,19 +31,9 @@ CHART_LIBRARY: Final = ("plotly", "package_data/plotly.min.js")
 CHART_LIBRARY_CACHE: Final = "public, max-age=86400"
 
 
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    gzipped: bytes
-    etag: str
-
-
 def chart_library_path() -> Path | None:
-    spec = importlib.util.find_spec(CHART_LIBRARY[0])
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / CHART_LIBRARY[1]
-    return path if path.is_file() else None
+    found = package_path(*CHART_LIBRARY)
+    return found if found is not None and found.is_file() else None
 
 
 @cache
@@ -56,9 +42,7 @@ def chart_library() -> Asset | None:
     path = chart_library_path()
     if path is None:
         return None
-    body = path.read_bytes()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Asset(body, gzip.compress(body, compresslevel=6, mtime=0), etag)
+    return Asset.of(path.read_bytes(), "text/javascript")
 
 
 async def dashboard_page(request: Request) -> Response:
@@ -89,14 +73,7 @@ async def _chart_library(request: Request) -> Response:
             "the charting library is not installed: pip install 'invite-edge[analytics]' "
             "(it brings the plotly package, which ships plotly.min.js)",
         )
-    headers = {"ETag": library.etag, "Cache-Control": CHART_LIBRARY_CACHE,
-               "Vary": "Accept-Encoding"}
-    if request.headers.get("if-none-match") == library.etag:
-        return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(library.gzipped, media_type="text/javascript",
-                        headers={**headers, "Content-Encoding": "gzip"})
-    return Response(library.body, media_type="text/javascript", headers=headers)
+    return asset_response(request, library, {"Cache-Control": CHART_LIBRARY_CACHE})
 
 
 routes = [

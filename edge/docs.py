@@ -4,10 +4,6 @@ run this in private networks: nothing comes from a CDN)."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import importlib.util
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -29,7 +25,7 @@ from edge.openapi import (
     json_answer,
     operation,
 )
-from edge.web import error_response
+from edge.web import Asset, asset_response, error_response, package_path
 
 # Swagger UI 5 (it reads OpenAPI 3.1) from PyPI's swagger-ui-py: its static/ folder.
 VIEWER_PACKAGE: Final = ("swagger_ui", "static")
@@ -80,20 +76,9 @@ PAGE: Final = """<!doctype html>
 """
 
 
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    gzipped: bytes
-    media_type: str
-    etag: str
-
-
 def viewer_dir() -> Path | None:
-    spec = importlib.util.find_spec(VIEWER_PACKAGE[0])
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = Path(next(iter(spec.submodule_search_locations))) / VIEWER_PACKAGE[1]
-    return found if found.is_dir() else None
+    found = package_path(*VIEWER_PACKAGE)
+    return found if found is not None and found.is_dir() else None
 
 
 @cache
@@ -107,8 +92,7 @@ def asset(name: str) -> Asset | None:
         if folder is None or not media_type or not (folder / name).is_file():
             return None
         body = (folder / name).read_bytes()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Asset(body, gzip.compress(body, compresslevel=6, mtime=0), media_type, etag)
+    return Asset.of(body, media_type)
 
 
 def docs_routes(openapi: dict[str, Any]) -> list[Route]:
@@ -137,14 +121,8 @@ async def docs_asset(request: Request) -> Response:
     if found is None:
         return error_response(404, "not_found", f"no /docs file {name[:40]!r}: the viewer's "
                               "files come with the swagger-ui-py package (pip install -e .)")
-    headers = {"ETag": found.etag, "Cache-Control": VIEWER_CACHE, "Vary": "Accept-Encoding",
-               "X-Content-Type-Options": "nosniff"}
-    if request.headers.get("if-none-match") == found.etag:
-        return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(found.gzipped, media_type=found.media_type,
-                        headers={**headers, "Content-Encoding": "gzip"})
-    return Response(found.body, media_type=found.media_type, headers=headers)
+    return asset_response(request, found, {"Cache-Control": VIEWER_CACHE,
+                                           "X-Content-Type-Options": "nosniff"})
 
 
 DOCS: Final = Description(

@@ -1,11 +1,16 @@
 """What every room's HTTP routes share: bearer tokens, bodies read within their limit, the one JSON
-error response, health and readiness."""
+error response, health and readiness, and files served from an installed package."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import hashlib
+import importlib.util
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -171,3 +176,38 @@ async def readiness(
             body[name] = result if isinstance(result, str) else "ok"
     body.update(details or {})
     return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A static file held in memory, gzipped once, with its ETag."""
+
+    body: bytes
+    gzipped: bytes
+    media_type: str
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes, media_type: str) -> Asset:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        return cls(body, gzip.compress(body, compresslevel=6, mtime=0), media_type, etag)
+
+
+def package_path(package: str, relative: str) -> Path | None:
+    """A path inside an installed package (a file or folder it ships), None when absent."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = Path(next(iter(spec.submodule_search_locations))) / relative
+    return found if found.exists() else None
+
+
+def asset_response(request: Request, asset: Asset, headers: Mapping[str, str]) -> Response:
+    """The asset with its ETag: 304 when the client holds it, gzipped when it takes gzip."""
+    headers = {**headers, "ETag": asset.etag, "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(asset.gzipped, media_type=asset.media_type,
+                        headers={**headers, "Content-Encoding": "gzip"})
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
