@@ -193,11 +193,16 @@ class Ledger:
                           if not row["adjusts"] and row["period"] in closed}
         owned = {line_id for line_id, row in closed_origins.items() if owner.owns(row)}
         owned |= {row["line_id"] for row in desired}
-        booked = [row for row in booked if (
-            row["line_id"] in owned if not row["adjusts"]
-            else row["adjusts"] in owned if row["adjusts"] in closed_origins
-            else row["adjusts"] in owned or owner.owns(row))
-            and (row["period"] in closed or row["adjusts"])]
+
+        def reached(row: dict[str, Any]) -> bool:
+            if not row["adjusts"]:  # a closed month's own line
+                return row["period"] in closed and row["line_id"] in owned
+            if row["adjusts"] in closed_origins or row["adjusts"] in owned:
+                return row["adjusts"] in owned  # judged by the line it adjusts
+            # Its line was never booked: the adjustment carries that line's own fields.
+            return owner.owns(row)
+
+        booked = [row for row in booked if reached(row)]
         frozen: dict[str, Decimal] = defaultdict(lambda: ZERO)
         origin_rows: dict[str, dict[str, Any]] = {}
         natural: dict[str, str] = {}
