@@ -17,6 +17,7 @@ from typing import Any, Final
 from clickhouse_connect.driver.client import Client
 
 from analytics.events import queries as funnel_events
+from analytics.events import rollups
 from analytics.filters import ClickFilter
 from analytics.queries import QUERY_SETTINGS, Query, rows
 from analytics.rollups import raw_where
@@ -78,8 +79,7 @@ def registrations_query(f: ClickFilter, partners: Sequence[str], codes: Sequence
 
 def event_clicks_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
     """The links' clicks that brought the users of the range's credited events."""
-    where, parameters = raw_where(f, "partner_id != ''", "click_id != ''")
-    credited = f"SELECT DISTINCT click_id FROM {DATABASE}.events_credited WHERE {where}"  # noqa: S608
+    credited, parameters = rollups.click_ids(f)
     return Query(f"{_codes_of(credited)}{QUERY_SETTINGS}",
                  {**parameters, "partners": list(partners), "codes": list(codes)})
 

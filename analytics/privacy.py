@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from analytics.auth import ViewerAuth
+from analytics.events.schema import ROLLUP_TABLES as EVENT_ROLLUP_TABLES
 from analytics.schema import DATABASE
 from edge.config import Settings
 from edge.errors import Forbidden, InvalidInput, Unavailable
@@ -202,7 +203,7 @@ class Privacy:
                                    {"user": user_id})
         )
         erased["clickhouse:clicks"] = await self._clicks_twice(visitors, click_ids)
-        for table in ("events", "events_credited"):
+        for table in ("events", "events_credited", *EVENT_ROLLUP_TABLES):
             erased[f"clickhouse:{table}"] = await self._clickhouse(
                 functools.partial(_delete, table=table, where="user_id = {user:String}",
                                   parameters={"user": user_id}))

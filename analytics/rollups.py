@@ -266,21 +266,12 @@ def union_sql(
     for tier in source.rollup.tiers:
         if t_unit is not None and tier.unit > t_unit:
             continue  # its rows cannot be split into the finer buckets asked for
-        whole: list[tuple[datetime, datetime]] = []
-        rest: list[tuple[datetime, datetime]] = []
-        for low, high in left:
-            body_low, body_high = ceil_to(low, tier.unit), floor_to(high, tier.unit)
-            if body_low >= body_high:
-                rest.append((low, high))
-                continue
-            whole.append((body_low, body_high))
-            rest.extend(r for r in ((low, body_low), (body_high, high)) if r[0] < r[1])
-        left = rest
+        whole, left = split_whole(left, tier.unit)
         if whole:
-            ranges = _ranges(tier.t, "DateTime('UTC')", whole, parameters)
+            ranges = ranges_clause(tier.t, "DateTime('UTC')", whole, parameters)
             where = " AND ".join([ranges, *conditions.view])
             parts.append(
-                f"SELECT {_bucket(tier.t, t_unit)} AS t, {source.view_key} AS key, "  # noqa: S608
+                f"SELECT {bucket_expression(tier.t, t_unit)} AS t, {source.view_key} AS key, "  # noqa: S608
                 f"{source.rollup.outcome} AS outcome, clicks AS n_clicks, "
                 f"human_clicks AS n_human{state} FROM {DATABASE}.{tier.table} WHERE {where}"
             )
@@ -288,9 +279,9 @@ def union_sql(
     if source.whole_raw:
         raw.append(([(start, end)], list(source.whole_raw)))
     for raw_ranges, raw_conditions in raw:
-        ranges = _ranges("ts", "DateTime64(3, 'UTC')", raw_ranges, parameters)
+        ranges = ranges_clause("ts", "DateTime64(3, 'UTC')", raw_ranges, parameters)
         where = " AND ".join([ranges, *raw_conditions])
-        raw_t = _bucket("toDateTime(ts, 'UTC')", t_unit)
+        raw_t = bucket_expression("toDateTime(ts, 'UTC')", t_unit)
         parts.append(
             f"SELECT {raw_t} AS t, "  # noqa: S608
             f"{source.raw_key} AS key, outcome, toUInt64(count()) AS n_clicks, "
@@ -300,7 +291,23 @@ def union_sql(
     return " UNION ALL ".join(parts), parameters
 
 
-def _ranges(
+def split_whole(
+    ranges: list[tuple[datetime, datetime]], unit: timedelta
+) -> tuple[list[tuple[datetime, datetime]], list[tuple[datetime, datetime]]]:
+    """The whole buckets of `unit` within the ranges, and the partial ones left at their ends."""
+    whole: list[tuple[datetime, datetime]] = []
+    rest: list[tuple[datetime, datetime]] = []
+    for low, high in ranges:
+        body_low, body_high = ceil_to(low, unit), floor_to(high, unit)
+        if body_low >= body_high:
+            rest.append((low, high))
+            continue
+        whole.append((body_low, body_high))
+        rest.extend(r for r in ((low, body_low), (body_high, high)) if r[0] < r[1])
+    return whole, rest
+
+
+def ranges_clause(
     column: str, type_name: str, ranges: list[tuple[datetime, datetime]],
     parameters: dict[str, Any],
 ) -> str:
@@ -316,7 +323,7 @@ def _ranges(
     return "(" + " OR ".join(clauses) + ")"
 
 
-def _bucket(expression: str, unit: timedelta | None) -> str:
+def bucket_expression(expression: str, unit: timedelta | None) -> str:
     if unit is None:
         return "toDateTime(0, 'UTC')"
     if unit == HOUR:

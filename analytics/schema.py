@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from analytics.commissions.schema import MIGRATION_9
-from analytics.events.schema import MIGRATION_7, MIGRATION_8_EVENTS
+from analytics.events.schema import MIGRATION_7, MIGRATION_8_EVENTS, MIGRATION_11_EVENTS
 
 log = logging.getLogger("invite.schema")
 
@@ -491,6 +491,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             view.backfill,
         )
     )),
+    # Run it with the batchers stopped (the backfill reads `events_credited` as it is); rerunnable.
+    Migration(11, "funnel events by hour, by day and by user", MIGRATION_11_EVENTS),
 )
 
 

@@ -1,10 +1,11 @@
 """What the funnel events add to the marketing questions: accounts, KYC, first deposits, money,
 traders, lots, broker revenue; and the funnel of both cohorts.
 
-Every figure reads `events_credited` as `sum(sign * …)` per (key, bucket, type, user): distinct
-counts (depositors, active traders…) are the users whose rows add up to more than nothing, so a
-re-credited or reversed event never counts twice. Events no partner is credited with yet are left
-out of every figure and counted apart (`unattributed_events`), for the admin.
+Every figure is read from the credited events' per-user rows (analytics.events.rollups: whole
+days and hours from the views, the ends from `events_by_time`): the sums add up every row's
+signed sums, the distinct counts (KYC'd users, depositors, active traders) are the users with a
+live event, so a re-credited or reversed event never counts twice. Events no partner is credited
+with yet are left out of every figure and counted apart (`unattributed_events`), for the admin.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
+from analytics.events import rollups
 from analytics.filters import ClickFilter
 from analytics.queries import QUERY_SETTINGS, Query
 from analytics.rollups import partner_conditions, raw_where
@@ -25,7 +27,6 @@ ZERO: Final = Decimal(0)
 CENT: Final = Decimal("0.01")
 STEPS: Final = ("visitors", "registrations", "kyc", "ftd", "active")
 COHORTS: Final = ("clicks", "events")
-_BUCKETS: Final = {"hour": "toStartOfHour(ts)", "day": "toStartOfDay(ts)"}
 
 
 def money(value: Decimal) -> str:
@@ -71,36 +72,33 @@ class Figures:
         }
 
 
-_PER_USER: Final = (
-    "SELECT {key} AS key, {bucket} AS t, event_type, user_id, sum(sign) AS n, "
-    "sum(sign * amount) AS n_amount, sum(sign * lots) AS n_lots, "
-    "sum(sign * broker_revenue) AS n_revenue, sum(sign * is_first_deposit) AS n_ftd, "
-    "sum(sign * is_first_deposit * amount) AS n_ftd_amount "
-    f"FROM {DATABASE}.events_credited WHERE {{where}} GROUP BY key, t, event_type, user_id"
-)
+# Per (key, bucket): the sums over every row, the distinct counts over users with a live event.
 _FIGURES: Final = (
     "SELECT key, toUnixTimestamp(t) AS bucket, "
-    "sumIf(n, event_type = 'account_opened'), countIf(event_type = 'kyc_approved' AND n > 0), "
+    "sumIf(n, event_type = 'account_opened'), "
+    "uniqExactIf(user_key, event_type = 'kyc_approved' AND n > 0), "
     "sumIf(n_ftd, event_type = 'deposit'), sumIf(n_ftd_amount, event_type = 'deposit'), "
-    "countIf(event_type = 'deposit' AND n > 0), sumIf(n_amount, event_type = 'deposit'), "
-    "sumIf(n_amount, event_type = 'withdrawal'), countIf(event_type = 'trade' AND n > 0), "
+    "uniqExactIf(user_key, event_type = 'deposit' AND n > 0), "
+    "sumIf(n_amount, event_type = 'deposit'), sumIf(n_amount, event_type = 'withdrawal'), "
+    "uniqExactIf(user_key, event_type = 'trade' AND n > 0), "
     "sumIf(n_lots, event_type = 'trade'), sumIf(n_revenue, event_type = 'trade') "
-    "FROM ({inner}) GROUP BY key, bucket"
+    "FROM ({rows}) GROUP BY key, bucket"
 )
 
 
 def figures_query(
     f: ClickFilter, key: str = "''", interval: str | None = None,
-    keys: Sequence[str] | None = None,
+    keys: Sequence[str] | None = None, *, views: bool = True,
 ) -> Query:
-    """The figures of the filter's credited events, per value of `key` (a column) and bucket."""
-    where, parameters = raw_where(f, "partner_id != '' AND reversed = 0")
+    """The figures of the filter's credited events, per value of `key` (a column) and bucket
+    (`views`: see analytics.events.rollups.per_user_rows)."""
+    where: tuple[str, ...] = ()
+    parameters: dict[str, Any] = {}
     if keys is not None:
-        where += f" AND {key} IN {{keys:Array(String)}}"
-        parameters = {**parameters, "keys": list(keys)}
-    bucket = _BUCKETS[interval] if interval else "toDateTime(0, 'UTC')"
-    inner = _PER_USER.format(key=key, bucket=bucket, where=where)
-    return Query(_FIGURES.format(inner=inner) + QUERY_SETTINGS, parameters)
+        where, parameters = (f"{key} IN {{keys:Array(String)}}",), {"keys": list(keys)}
+    rows, parameters = rollups.per_user_rows(f, key, interval, where, parameters,
+                                             views=views)
+    return Query(_FIGURES.format(rows=rows) + QUERY_SETTINGS, parameters)
 
 
 def _figures(row: Sequence[Any]) -> Figures:
@@ -178,9 +176,8 @@ def clicks_cohort_query(f: ClickFilter) -> Query:
     parameters = {**parameters, "start": f.start, "end": f.end}
     users = f"SELECT user_id FROM {DATABASE}.conversions FINAL WHERE {where}"
     per_user = (
-        f"SELECT user_id, event_type, sum(sign) AS n, sum(sign * is_first_deposit) AS n_ftd "
-        f"FROM {DATABASE}.events_credited WHERE user_id IN ({users}) AND reversed = 0 "
-        "GROUP BY user_id, event_type"
+        "SELECT user_id, event_type, sum(events) AS n, sum(first_deposits) AS n_ftd "
+        f"FROM {DATABASE}.events_by_user WHERE user_id IN ({users}) GROUP BY user_id, event_type"
     )
     sql = (
         f"SELECT (SELECT uniqExact(user_id) FROM ({users})), "

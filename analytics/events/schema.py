@@ -89,3 +89,110 @@ MIGRATION_8_EVENTS: Final = (
     f"ALTER TABLE {DATABASE}.events_credited ADD COLUMN IF NOT EXISTS reversed UInt8 DEFAULT 0 "
     "AFTER is_first_deposit",
 )
+
+# Migration 11: what the funnel's questions read (docs/benchmarks.md, "Funnel events"), kept by
+# materialized views on `events_credited` from the rows that count in a figure (reversed events
+# and events credited to no partner left out):
+# - `events_hourly`, `events_daily`: a row per (bucket, event type, user and what the user's
+#   events are credited with) holding the sums of the rows' signed counts and amounts. Every
+#   figure is linear in `sign`, so the views add up the cancelling rows crediting writes, and a
+#   row whose events were all cancelled sums to nothing (dropped when the engine merges). Read
+#   FINAL, each row is a user's live events in its bucket, so a distinct count is the users with
+#   `events > 0`: counted by `user_key` (the numeric userId, cheaper to count than its text).
+# - `events_by_time`: the same rows as `events_credited`, ordered by time, for the partial hours
+#   at the ends of a range (read with `sum(sign * …)` per user, like `events_credited`).
+# - `events_by_user`: each user's live events over all time (the funnel of the clicks' cohort).
+ROLLUP_SUMS: Final = (
+    ("events", "Int64", "c.sign"),
+    ("first_deposits", "Int64", "c.sign * c.is_first_deposit"),
+    ("amount", "Decimal(38, 8)", "c.sign * c.amount"),
+    ("first_deposit_amount", "Decimal(38, 8)", "c.sign * c.is_first_deposit * c.amount"),
+    ("lots", "Decimal(38, 8)", "c.sign * c.lots"),
+    ("broker_revenue", "Decimal(38, 8)", "c.sign * c.broker_revenue"),
+)
+ROLLUP_KEYS: Final = (
+    "event_type", "partner_id", "user_id", "click_id", "campaign", "sub_id", "country", "device",
+    "os", "browser", "referer_host", "ancestors",
+)
+_TYPES: Final = dict(_CREDITED_COLUMNS_7)
+_COUNTED: Final = "partner_id != '' AND reversed = 0"
+# A userId is a whole number below 2**63 (the contract): the number itself. Any other text gets
+# its hash with the top bit set, so it never takes a number's key.
+USER_KEY: Final = (
+    "user_key UInt64 MATERIALIZED if(toUInt64OrZero(user_id) BETWEEN 1 AND 9223372036854775807, "
+    "toUInt64OrZero(user_id), bitOr(cityHash64(user_id), 9223372036854775808))"
+)
+
+
+def _rollup_ddl(table: str, bucket: str, bucket_type: str) -> str:
+    columns = ", ".join([
+        f"{bucket} {bucket_type}", *(f"{key} {_TYPES[key]}" for key in ROLLUP_KEYS),
+        *(f"{name} {type_name}" for name, type_name, _ in ROLLUP_SUMS), USER_KEY,
+    ])
+    sums = ", ".join(name for name, _, _ in ROLLUP_SUMS)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {DATABASE}.{table} ({columns}) "
+        f"ENGINE = SummingMergeTree(({sums})) PARTITION BY toYYYYMM({bucket}) "
+        f"ORDER BY ({bucket}, {', '.join(ROLLUP_KEYS)})"
+    )
+
+
+def _rollup_select(bucket: str, expression: str) -> str:
+    keys = ", ".join(ROLLUP_KEYS)
+    sums = ", ".join(f"sum({value}) AS {name}" for name, _, value in ROLLUP_SUMS)
+    return (
+        f"SELECT {expression} AS {bucket}, {keys}, {sums} FROM {{source}} AS c "
+        f"WHERE {_COUNTED} GROUP BY {bucket}, {keys}"
+    )
+
+
+_BY_TIME_COLUMNS: Final = (
+    "ts", "event_id", *ROLLUP_KEYS, "amount", "lots", "broker_revenue", "is_first_deposit", "sign",
+)
+_BY_TIME_DDL: Final = (
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.events_by_time ("
+    + ", ".join(f"{name} {_TYPES[name]}" for name in _BY_TIME_COLUMNS)
+    + ") ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (ts, event_id)"
+)
+_BY_TIME_SELECT: Final = (
+    f"SELECT {', '.join(_BY_TIME_COLUMNS)} FROM {{source}} WHERE {_COUNTED}"
+)
+_BY_USER_DDL: Final = (
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.events_by_user (user_id String, "
+    "event_type LowCardinality(String), events Int64, first_deposits Int64) "
+    "ENGINE = SummingMergeTree((events, first_deposits)) ORDER BY (user_id, event_type)"
+)
+_BY_USER_SELECT: Final = (
+    "SELECT user_id, event_type, sum(c.sign) AS events, sum(c.sign * c.is_first_deposit) AS "
+    "first_deposits FROM {source} AS c WHERE reversed = 0 GROUP BY user_id, event_type"
+)
+# (table, DDL, SELECT reading {source}) of each view on events_credited.
+EVENT_ROLLUPS: Final = (
+    ("events_hourly", _rollup_ddl("events_hourly", "hour", "DateTime('UTC')"),
+     _rollup_select("hour", "toStartOfHour(ts)")),
+    ("events_daily", _rollup_ddl("events_daily", "day", "Date"),
+     _rollup_select("day", "toDate(ts)")),
+    ("events_by_time", _BY_TIME_DDL, _BY_TIME_SELECT),
+    ("events_by_user", _BY_USER_DDL, _BY_USER_SELECT),
+)
+ROLLUP_TABLES: Final = tuple(table for table, _, _ in EVENT_ROLLUPS)
+
+
+def rebuild_statements() -> tuple[str, ...]:
+    """Each view (re)made and its table recomputed from `events_credited`, then merged (FINAL
+    reads of merged parts cost nothing more); rerunnable. Run it with the batchers stopped: rows
+    credited meanwhile may be counted twice."""
+    source = f"{DATABASE}.events_credited"
+    statements: list[str] = []
+    for table, ddl, select in EVENT_ROLLUPS:
+        statements += [
+            f"DROP VIEW IF EXISTS {DATABASE}.{table}_mv", ddl, f"TRUNCATE TABLE {DATABASE}.{table}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{table}_mv TO {DATABASE}.{table} "
+            f"AS {select.format(source=source)}",
+            f"INSERT INTO {DATABASE}.{table} {select.format(source=source)}",
+            f"OPTIMIZE TABLE {DATABASE}.{table} FINAL",
+        ]
+    return tuple(statements)
+
+
+MIGRATION_11_EVENTS: Final = rebuild_statements()

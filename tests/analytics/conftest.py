@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from analytics.clickhouse import Client, open_clickhouse
+from analytics.events.schema import ROLLUP_TABLES as EVENT_ROLLUP_TABLES
 from analytics.schema import CLICK_VIEWS, migrate
 
 CHROME_WINDOWS = (
@@ -21,7 +22,7 @@ CHROME_WINDOWS = (
 )
 STREAM = "invite:clicks"
 TABLES = ("clicks", "conversions", "partners", "events", "events_credited", "commissions",
-          *(view.table for view in CLICK_VIEWS))
+          *(view.table for view in CLICK_VIEWS), *EVENT_ROLLUP_TABLES)
 
 
 @pytest.fixture(scope="session")
