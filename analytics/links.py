@@ -9,6 +9,7 @@ and only for the click ids of the range's registrations or events, so each looku
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,7 @@ from analytics.rollups import raw_where
 from analytics.schema import DATABASE
 
 LAST_DAY: Final = timedelta(days=1)
+LATEST_MS: Final = 9_999_999_999_999  # 2286: a click id that is no UUIDv7 is looked up until then
 # A click id → code map, bound as two arrays, written into the SQL of the figures' key.
 _CODE_OF_CLICK: Final = (
     "transform(click_id, {link_click_ids:Array(String)}, {link_codes:Array(String)}, '')"
@@ -48,40 +50,81 @@ def details_query(f: ClickFilter, codes: Sequence[str]) -> Query:
     return Query(sql, {**parameters, "codes": list(codes)})
 
 
-def _codes_of(click_ids_sql: str) -> str:
-    """The (click id, code) of the links' clicks among the ids `click_ids_sql` selects. A click id
-    holds its millisecond (UUIDv7), so only the days between the earliest and the latest of them
-    are read (ids of another kind read from the beginning: slower, still right)."""
-    ids = f"SELECT toUUIDOrZero(click_id) AS id FROM ({click_ids_sql})"  # noqa: S608
-    return (
-        f"SELECT toString(click_id) AS click_id, code FROM {DATABASE}.clicks "  # noqa: S608
-        "WHERE partner_id IN {partners:Array(String)} AND code IN {codes:Array(String)} "
-        f"AND ts >= (SELECT min(UUIDv7ToDateTime(id, 'UTC')) FROM ({ids})) "
-        f"AND ts <= (SELECT max(if(UUIDv7ToDateTime(id, 'UTC') = 0, now64(3), "
-        f"UUIDv7ToDateTime(id, 'UTC'))) FROM ({ids})) "
-        f"AND click_id IN ({ids})"
-    )
-
-
-def registrations_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
-    """Registrations in the range per code of the click that brought them."""
+def registered_query(f: ClickFilter, partners: Sequence[str]) -> Query:
+    """The range's registrations within the partners, per click id."""
     where, parameters = raw_where(
         f, "event_type = 'registration'", "click_id != ''", "partner_id IN {partners:Array(String)}"
     )
-    registered = f"SELECT click_id FROM {DATABASE}.conversions FINAL WHERE {where}"  # noqa: S608
+    sql = (f"SELECT click_id, count() FROM {DATABASE}.conversions FINAL WHERE {where} "  # noqa: S608
+           f"GROUP BY click_id{QUERY_SETTINGS}")
+    return Query(sql, {**parameters, "partners": list(partners)})
+
+
+def event_clicks_query(f: ClickFilter, partners: Sequence[str]) -> Query:
+    """The registration clicks of the users whose events count in the range, within the
+    partners (a superset: a cancelled event's click may be among them)."""
+    sql, parameters = rollups.click_ids(f, "partner_id IN {partners:Array(String)}")
+    return Query(sql + QUERY_SETTINGS, {**parameters, "partners": list(partners)})
+
+
+def codes_query(partners: Sequence[str], codes: Sequence[str], click_ids: Sequence[str]) -> Query:
+    """The (click id, code) of the links' clicks among `click_ids`. A click id holds its
+    millisecond (UUIDv7), so only the days between the earliest and the latest of them are read
+    (with ids of another kind, every day: slower, still right)."""
+    ids = sorted({str(parsed) for parsed in map(_uuid, click_ids) if parsed is not None})
+    times = [parsed.int >> 80 for parsed in map(uuid.UUID, ids) if parsed.version == 7]
+    low, high = ((0, LATEST_MS) if len(times) < len(ids) or not times
+                 else (min(times), max(times)))
     sql = (
-        f"SELECT k.code, count() FROM ({registered}) AS r "  # noqa: S608
-        f"INNER JOIN ({_codes_of(registered)}) AS k ON r.click_id = k.click_id "
-        f"GROUP BY k.code{QUERY_SETTINGS}"
+        f"SELECT toString(click_id), code FROM {DATABASE}.clicks "  # noqa: S608
+        "WHERE partner_id IN {partners:Array(String)} AND code IN {codes:Array(String)} "
+        "AND ts >= fromUnixTimestamp64Milli({low:Int64}, 'UTC') "
+        "AND ts <= fromUnixTimestamp64Milli({high:Int64}, 'UTC') "
+        f"AND click_id IN {{ids:Array(UUID)}}{QUERY_SETTINGS}"
     )
-    return Query(sql, {**parameters, "partners": list(partners), "codes": list(codes)})
+    return Query(sql, {"partners": list(partners), "codes": list(codes), "ids": ids,
+                       "low": low, "high": high})
 
 
-def event_clicks_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
-    """The links' clicks that brought the users of the range's credited events."""
-    credited, parameters = rollups.click_ids(f)
-    return Query(f"{_codes_of(credited)}{QUERY_SETTINGS}",
-                 {**parameters, "partners": list(partners), "codes": list(codes)})
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def _registered(client: Client, f: ClickFilter, partners: Sequence[str]) -> dict[str, int]:
+    """The range's registrations within the partners per click id (as UUIDs write it)."""
+    registered: dict[str, int] = {}
+    for click, n in rows(client, registered_query(f, partners)):
+        parsed = _uuid(str(click))
+        if parsed is not None:  # any other text is no click's id
+            registered[str(parsed)] = registered.get(str(parsed), 0) + int(n)
+    return registered
+
+
+def _per_code(registered: dict[str, int], code_of: dict[str, str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for click, n in registered.items():
+        if click in code_of:
+            found[code_of[click]] = found.get(code_of[click], 0) + n
+    return found
+
+
+def _codes_of(client: Client, partners: Sequence[str], codes: Sequence[str],
+              click_ids: Sequence[str]) -> dict[str, str]:
+    """Click id → code, for the links' clicks among `click_ids` (one lookup)."""
+    if not click_ids:
+        return {}
+    return {str(click): str(code)
+            for click, code in rows(client, codes_query(partners, codes, click_ids))}
+
+
+def registrations(client: Client, f: ClickFilter, partners: Sequence[str],
+                  codes: Sequence[str]) -> dict[str, int]:
+    """Registrations in the range per code of the click that brought them."""
+    registered = _registered(client, f, partners)
+    return _per_code(registered, _codes_of(client, partners, codes, list(registered)))
 
 
 def link_columns(client: Client, f: ClickFilter, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -99,16 +142,18 @@ def link_columns(client: Client, f: ClickFilter, codes: Sequence[str]) -> dict[s
         for code, pid, campaign, sub_id in found:
             details[str(code)] = Link(str(pid), str(campaign), str(sub_id))
     partners = sorted({link.partner_id for link in details.values() if link.partner_id})
-    registrations: dict[str, int] = {}
+    registered: dict[str, int] = {}
     figures: dict[str, funnel_events.Figures] = {}
     if partners:
-        registrations = {str(code): int(n) for code, n in
-                         rows(client, registrations_query(f, partners, codes))}
-        pairs = rows(client, event_clicks_query(f, partners, codes))
-        if pairs:
+        # One lookup of the codes of the registrations' clicks and the events' users' clicks.
+        by_click = _registered(client, f, partners)
+        clicked = [str(click) for (click,) in rows(client, event_clicks_query(f, partners))]
+        code_of = _codes_of(client, partners, codes, sorted({*by_click, *clicked}))
+        registered = _per_code(by_click, code_of)
+        if code_of:
             query = funnel_events.figures_query(f, key=_CODE_OF_CLICK, keys=list(codes))
-            bound = {**query.parameters, "link_click_ids": [str(c) for c, _ in pairs],
-                     "link_codes": [str(code) for _, code in pairs]}
+            bound = {**query.parameters, "link_click_ids": list(code_of),
+                     "link_codes": list(code_of.values())}
             # The row layout is the funnel module's (figures_by_key binds no extra arrays).
             figures = {str(row[0]): funnel_events._figures(row[2:])
                        for row in client.query(query.sql, parameters=bound).result_rows}
@@ -117,7 +162,7 @@ def link_columns(client: Client, f: ClickFilter, codes: Sequence[str]) -> dict[s
         link = details.get(code, Link("", "", ""))
         columns[code] = {
             "partnerId": link.partner_id or None, "campaign": link.campaign or None,
-            "subId": link.sub_id or None, "registrations": registrations.get(code, 0),
+            "subId": link.sub_id or None, "registrations": registered.get(code, 0),
             **figures.get(code, funnel_events.Figures()).to_json(),
         }
     return columns

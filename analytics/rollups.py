@@ -138,7 +138,7 @@ def raw_where(f: ClickFilter, *extra: str) -> tuple[str, dict[str, Any]]:
     return " AND ".join(conditions), {"start": f.start, "end": f.end, **parameters}
 
 
-def _subtree_root(f: ClickFilter) -> str | None:
+def subtree_root(f: ClickFilter) -> str | None:
     """The partner whose whole subtree (by the clicks' ancestor snapshots) is the question."""
     if f.partner_id is not None and f.include_downline:
         return f.partner_id if f.scope_partner_id in (None, f.partner_id) else None
@@ -163,7 +163,7 @@ def click_source(
     one_partner = f.partner_id is not None and not f.include_downline
     credited = [CREDITED] if by is not None or credited_only else []
     raw = Conditions(view=[], raw=[*partner, *credited], parameters=parameters)
-    root = _subtree_root(f)
+    root = subtree_root(f)
     in_views = {**VIEW_DIMENSIONS, **LINK_DIMENSIONS}
     if by is not None and by not in ("campaign", "partner_id") and by not in in_views:
         return Source(RAW, raw, raw_key=by)  # no view holds it: raw clicks

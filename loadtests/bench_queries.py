@@ -54,7 +54,16 @@ BREAKDOWNS = tuple(queries.DIMENSIONS)
 _CLICK_INSERT = """
 INSERT INTO invite.clicks
 SELECT
-    generateUUIDv7(number) AS click_id,
+    -- A UUIDv7 holding the click's millisecond, as the edge's ids do (registrations find
+    -- their clicks by it).
+    toUUID(concat(
+        substring(leftPad(lower(hex(toUnixTimestamp64Milli(ts))), 12, '0'), 1, 8), '-',
+        substring(leftPad(lower(hex(toUnixTimestamp64Milli(ts))), 12, '0'), 9, 4), '-7',
+        substring(leftPad(lower(hex(rand64(22))), 16, '0'), 1, 3), '-',
+        ['8', '9', 'a', 'b'][1 + rand(21) % 4],
+        substring(leftPad(lower(hex(rand64(22))), 16, '0'), 4, 3), '-',
+        substring(leftPad(lower(hex(rand64(22))), 16, '0'), 7, 10),
+        leftPad(lower(hex(rand(23) % 256)), 2, '0'))) AS click_id,
     toDateTime64({end:DateTime64(3, 'UTC')}, 3, 'UTC')
         - toIntervalMillisecond(rand64(1) % {span_ms:UInt64}) AS ts,
     'c' || toString(pidx) || if(rand(13) % 4 = 0, '-tg', '') AS code,

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Final
 
 from analytics.clickhouse import Client
+from analytics.events.schema import ROLLUP_TABLES
 from loadtests import bench_queries
 
 USERS: Final = 200_000
@@ -231,8 +232,8 @@ def generate_events(client: Client, days: int, end: datetime, events: int) -> No
     client.command(_USERS, parameters={"end": end})
     per_weight = _per_weight(client, events - TAIL_BATCHES * TAIL_ROWS)
     _events_by_chunk(client, per_weight, events, started)
-    say("merging events and events_credited")
-    for table in ("events", "events_credited"):
+    say("merging events, events_credited and the views on it (what background merges reach)")
+    for table in ("events", "events_credited", *ROLLUP_TABLES):
         client.command(f"OPTIMIZE TABLE invite.{table} FINAL")
     for batch in range(TAIL_BATCHES):  # unmerged, as in production
         client.command("TRUNCATE TABLE bench.staging")

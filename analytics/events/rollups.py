@@ -12,7 +12,7 @@ One partner's own events (no downline) and the breakdown by partner are primary-
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from analytics.events.schema import DATABASE, USER_KEY
@@ -24,6 +24,7 @@ from analytics.rollups import (
     partner_conditions,
     ranges_clause,
     split_whole,
+    subtree_root,
 )
 
 # Credited events counting in a figure (the views hold no others).
@@ -38,10 +39,14 @@ _SUMS: Final = (
     ("n_lots", "lots", "sum(sign * lots)"),
     ("n_revenue", "broker_revenue", "sum(sign * broker_revenue)"),
 )
-# (table, unit, its bucket as a DateTime) of each view, coarsest first.
+# (table, unit, its bucket as a DateTime) of each view, coarsest first: everyone's, a subtree's.
 _TIERS: Final = (
     ("events_daily", DAY, "toDateTime(day, 'UTC')"),
     ("events_hourly", HOUR, "hour"),
+)
+_DOWNLINE_TIERS: Final = (
+    ("events_downline_daily", DAY, "toDateTime(day, 'UTC')"),
+    ("events_downline_hourly", HOUR, "hour"),
 )
 _UNITS: Final = {"hour": HOUR, "day": DAY}
 
@@ -60,13 +65,15 @@ def per_user_rows(
     (None: one bucket), keyed by `key` (an expression on the credited columns); `where` adds
     conditions (with `parameters`) valid on every part. `views=False` reads `events_credited`
     alone (what a question cost before the views: the benchmark's baseline)."""
-    conditions, bound = partner_conditions(f)
-    conditions += where
+    partner, bound = partner_conditions(f)
+    conditions = [*partner, *where]
     bound.update(parameters or {})
     t_unit = _UNITS[interval] if interval else None
     left = [(f.start, f.end)]
     parts = []
-    for table, unit, t in _TIERS if views and not reads_raw(f, key) else ():
+    tiers, in_partner = _tiers(f, partner, bound)
+    in_views = [*in_partner, *where]
+    for table, unit, t in tiers if views and not reads_raw(f, key) else ():
         if t_unit is not None and unit > t_unit:
             continue  # a day's row cannot be split into hours
         whole, left = split_whole(left, unit)
@@ -76,7 +83,7 @@ def per_user_rows(
             parts.append(
                 f"SELECT {key} AS key, {bucket_expression(t, t_unit)} AS t, event_type, "
                 f"user_key, {sums} FROM {DATABASE}.{table} FINAL "
-                f"WHERE {' AND '.join([ranges, *conditions])}"
+                f"WHERE {' AND '.join([ranges, *in_views])}"
             )
     if left:
         ranges = ranges_clause("ts", "DateTime64(3, 'UTC')", left, bound)
@@ -94,11 +101,26 @@ def per_user_rows(
     return " UNION ALL ".join(parts), bound
 
 
-def click_ids(f: ClickFilter) -> tuple[str, dict[str, Any]]:
-    """The registration clicks of the users with events counted in the range (a superset: rows
-    not read FINAL, so a cancelled event's click may be among them)."""
+def _tiers(
+    f: ClickFilter, partner: list[str], bound: dict[str, Any]
+) -> tuple[tuple[tuple[str, timedelta, str], ...], list[str]]:
+    """The views for the filter, and its partner conditions on them: a subtree's question reads
+    the per-ancestor views within its root (its partner conditions say just that), the others
+    read everyone's views."""
+    root = subtree_root(f)
+    if root is None:
+        return _TIERS, partner
+    bound["root"] = root
+    campaign = ["campaign = {campaign:String}"] if f.campaign is not None else []
+    return _DOWNLINE_TIERS, ["ancestor_id = {root:String}", *campaign]
+
+
+def click_ids(f: ClickFilter, *where: str) -> tuple[str, dict[str, Any]]:
+    """The registration clicks of the users with events counted in the range, `where` the
+    conditions hold (a superset: rows not read FINAL, so a cancelled event's click may be among
+    them)."""
     conditions, bound = partner_conditions(f)
-    conditions.append("click_id != ''")
+    conditions += ["click_id != ''", *where]
     left: list[tuple[datetime, datetime]] = [(f.start, f.end)]
     parts = []
     for table, unit, t in _TIERS:

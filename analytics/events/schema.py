@@ -99,6 +99,8 @@ MIGRATION_8_EVENTS: Final = (
 #   row whose events were all cancelled sums to nothing (dropped when the engine merges). Read
 #   FINAL, each row is a user's live events in its bucket, so a distinct count is the users with
 #   `events > 0`: counted by `user_key` (the numeric userId, cheaper to count than its text).
+# - `events_downline_hourly`, `events_downline_daily`: the same per partner on the chain of the
+#   events' partner (`ancestor_id`: each of its ancestors and itself), for a subtree's questions.
 # - `events_by_time`: the same rows as `events_credited`, ordered by time, for the partial hours
 #   at the ends of a range (read with `sum(sign * …)` per user, like `events_credited`).
 # - `events_by_user`: each user's live events over all time (the funnel of the clicks' cohort).
@@ -124,24 +126,30 @@ USER_KEY: Final = (
 )
 
 
-def _rollup_ddl(table: str, bucket: str, bucket_type: str) -> str:
+def _rollup_ddl(table: str, bucket: str, bucket_type: str, *, downline: bool = False) -> str:
+    """`downline`: a row per partner on the event's chain (its ancestors and its own partner),
+    `ancestor_id` first in the key, so that a subtree is one primary-key range."""
+    first = ["ancestor_id String"] if downline else []
     columns = ", ".join([
-        f"{bucket} {bucket_type}", *(f"{key} {_TYPES[key]}" for key in ROLLUP_KEYS),
+        f"{bucket} {bucket_type}", *first, *(f"{key} {_TYPES[key]}" for key in ROLLUP_KEYS),
         *(f"{name} {type_name}" for name, type_name, _ in ROLLUP_SUMS), USER_KEY,
     ])
     sums = ", ".join(name for name, _, _ in ROLLUP_SUMS)
+    order = ["ancestor_id"] if downline else []
     return (
         f"CREATE TABLE IF NOT EXISTS {DATABASE}.{table} ({columns}) "
         f"ENGINE = SummingMergeTree(({sums})) PARTITION BY toYYYYMM({bucket}) "
-        f"ORDER BY ({bucket}, {', '.join(ROLLUP_KEYS)})"
+        f"ORDER BY ({', '.join([*order, bucket, *ROLLUP_KEYS])})"
     )
 
 
-def _rollup_select(bucket: str, expression: str) -> str:
-    keys = ", ".join(ROLLUP_KEYS)
+def _rollup_select(bucket: str, expression: str, *, downline: bool = False) -> str:
+    keys = ", ".join([*(["ancestor_id"] if downline else []), *ROLLUP_KEYS])
     sums = ", ".join(f"sum({value}) AS {name}" for name, _, value in ROLLUP_SUMS)
+    chain = (" ARRAY JOIN arrayPushBack(c.ancestors, c.partner_id) AS ancestor_id"
+             if downline else "")
     return (
-        f"SELECT {expression} AS {bucket}, {keys}, {sums} FROM {{source}} AS c "
+        f"SELECT {expression} AS {bucket}, {keys}, {sums} FROM {{source}} AS c{chain} "
         f"WHERE {_COUNTED} GROUP BY {bucket}, {keys}"
     )
 
@@ -172,6 +180,11 @@ EVENT_ROLLUPS: Final = (
      _rollup_select("hour", "toStartOfHour(ts)")),
     ("events_daily", _rollup_ddl("events_daily", "day", "Date"),
      _rollup_select("day", "toDate(ts)")),
+    ("events_downline_hourly",
+     _rollup_ddl("events_downline_hourly", "hour", "DateTime('UTC')", downline=True),
+     _rollup_select("hour", "toStartOfHour(ts)", downline=True)),
+    ("events_downline_daily", _rollup_ddl("events_downline_daily", "day", "Date", downline=True),
+     _rollup_select("day", "toDate(ts)", downline=True)),
     ("events_by_time", _BY_TIME_DDL, _BY_TIME_SELECT),
     ("events_by_user", _BY_USER_DDL, _BY_USER_SELECT),
 )

@@ -130,8 +130,7 @@ def link_figures(client: Client, partner_id: str, window: Range,
     counted = {str(key): (int(humans), int(visitors)) for key, _, humans, visitors in
                queries.rows(client, queries.breakdown_query(f, "link", keys))}
     # Registrations know their click, not its code: one lookup within the partner's clicks.
-    registered = {str(code): int(n) for code, n in
-                  queries.rows(client, links.registrations_query(f, [partner_id], keys))}
+    registered = links.registrations(client, f, [partner_id], keys)
     return [LinkFigures(
         clicks=sum(counted.get(code, (0, 0))[0] for code in spellings),
         visitors=sum(counted.get(code, (0, 0))[1] for code in spellings),

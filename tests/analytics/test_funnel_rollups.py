@@ -174,6 +174,12 @@ def filters(start: datetime, end: datetime) -> list[ClickFilter]:
         ClickFilter(start=start, end=end, partner_id="a1"),
         ClickFilter(start=start, end=end, scope_partner_id="a1"),
         ClickFilter(start=start, end=end, campaign="x"),
+        # A partner token asking about a partner of its subtree (and of another's).
+        ClickFilter(start=start, end=end, partner_id="b1", include_downline=True,
+                    scope_partner_id="r1"),
+        ClickFilter(start=start, end=end, partner_id="c1", include_downline=True,
+                    scope_partner_id="r1"),
+        ClickFilter(start=start, end=end, partner_id="r1", include_downline=True, campaign="y"),
     ]
 
 
