@@ -26,11 +26,6 @@ from analytics.schema import DATABASE
 
 LAST_DAY: Final = timedelta(days=1)
 LATEST_MS: Final = 9_999_999_999_999  # 2286: a click id that is no UUIDv7 is looked up until then
-# A click id → code map, bound as two arrays, written into the SQL of the figures' key.
-_CODE_OF_CLICK: Final = (
-    "transform(click_id, {link_click_ids:Array(String)}, {link_codes:Array(String)}, '')"
-)
-
 
 @dataclass(frozen=True)
 class Link:
@@ -151,12 +146,7 @@ def link_columns(client: Client, f: ClickFilter, codes: Sequence[str]) -> dict[s
         code_of = _codes_of(client, partners, codes, sorted({*by_click, *clicked}))
         registered = _per_code(by_click, code_of)
         if code_of:
-            query = funnel_events.figures_query(f, key=_CODE_OF_CLICK, keys=list(codes))
-            bound = {**query.parameters, "link_click_ids": list(code_of),
-                     "link_codes": list(code_of.values())}
-            # The row layout is the funnel module's (figures_by_key binds no extra arrays).
-            figures = {str(row[0]): funnel_events._figures(row[2:])
-                       for row in client.query(query.sql, parameters=bound).result_rows}
+            figures = funnel_events.figures_by_click_code(client, f, code_of)
     columns: dict[str, dict[str, Any]] = {}
     for code in codes:
         link = details.get(code, Link("", "", ""))

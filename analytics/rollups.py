@@ -316,7 +316,10 @@ def ranges_clause(
     for low, high in ranges:
         index = len(parameters)
         low_name, high_name = f"r{index}_low", f"r{index}_high"
-        parameters[low_name], parameters[high_name] = low, high
+        if type_name == "Date":  # whole days
+            parameters[low_name], parameters[high_name] = low.date(), high.date()
+        else:
+            parameters[low_name], parameters[high_name] = low, high
         clauses.append(
             f"({column} >= {{{low_name}:{type_name}}} AND {column} < {{{high_name}:{type_name}}})"
         )

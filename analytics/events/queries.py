@@ -10,7 +10,7 @@ with yet are left out of every figure and counted apart (`unattributed_events`),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
@@ -89,15 +89,16 @@ _FIGURES: Final = (
 def figures_query(
     f: ClickFilter, key: str = "''", interval: str | None = None,
     keys: Sequence[str] | None = None, *, views: bool = True,
+    dirty: Mapping[str, rollups.Ranges] | None = None,
 ) -> Query:
     """The figures of the filter's credited events, per value of `key` (a column) and bucket
-    (`views`: see analytics.events.rollups.per_user_rows)."""
+    (`views`, `dirty`: see analytics.events.rollups.per_user_rows)."""
     where: tuple[str, ...] = ()
     parameters: dict[str, Any] = {}
     if keys is not None:
         where, parameters = (f"{key} IN {{keys:Array(String)}}",), {"keys": list(keys)}
     rows, parameters = rollups.per_user_rows(f, key, interval, where, parameters,
-                                             views=views)
+                                             views=views, dirty=dirty)
     return Query(_FIGURES.format(rows=rows) + QUERY_SETTINGS, parameters)
 
 
@@ -112,14 +113,47 @@ def _figures(row: Sequence[Any]) -> Figures:
     )
 
 
+def read_figures(
+    client: Client, f: ClickFilter, key: str = "''", interval: str | None = None,
+    keys: Sequence[str] | None = None,
+) -> Sequence[Sequence[Any]]:
+    """figures_query's rows (analytics.events.rollups.read)."""
+    def build(dirty: Mapping[str, rollups.Ranges] | None) -> tuple[str, dict[str, Any]]:
+        query = figures_query(f, key, interval, keys, dirty=dirty)
+        return query.sql, query.parameters
+
+    return rollups.read(client, build)
+
+
+def figures_by_click_code(
+    client: Client, f: ClickFilter, code_of: Mapping[str, str]
+) -> dict[str, Figures]:
+    """The figures of the users each code's clicks brought (`code_of`: click id → code)."""
+    def build(dirty: Mapping[str, rollups.Ranges] | None) -> tuple[str, dict[str, Any]]:
+        rows, parameters = rollups.per_user_rows(f, "click_id", dirty=dirty)
+        # The map is bound once: a parameter written into every part costs its parsing each time.
+        by_code = (
+            "SELECT p.code AS key, r.t AS t, r.event_type AS event_type, r.user_key AS user_key, "
+            "r.n AS n, r.n_ftd AS n_ftd, r.n_amount AS n_amount, r.n_ftd_amount AS n_ftd_amount, "
+            f"r.n_lots AS n_lots, r.n_revenue AS n_revenue FROM ({rows}) AS r INNER JOIN ("
+            "SELECT pair.1 AS click_id, pair.2 AS code FROM (SELECT arrayJoin(arrayZip("
+            "{link_click_ids:Array(String)}, {link_codes:Array(String)})) AS pair)) AS p "
+            "ON r.key = p.click_id"
+        )
+        return (_FIGURES.format(rows=by_code) + QUERY_SETTINGS,
+                {**parameters, "link_click_ids": list(code_of),
+                 "link_codes": list(code_of.values())})
+
+    return {str(row[0]): _figures(row[2:]) for row in rollups.read(client, build)}
+
+
 def figures(client: Client, f: ClickFilter) -> Figures:
-    rows = client.query(**_bound(figures_query(f))).result_rows
+    rows = read_figures(client, f)
     return _figures(rows[0][2:]) if rows else Figures()
 
 
 def figures_by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int, Figures]:
-    rows = client.query(**_bound(figures_query(f, interval=interval))).result_rows
-    return {int(row[1]): _figures(row[2:]) for row in rows}
+    return {int(row[1]): _figures(row[2:]) for row in read_figures(client, f, interval=interval)}
 
 
 def figures_by_key(
@@ -127,8 +161,7 @@ def figures_by_key(
 ) -> dict[str, Figures]:
     if not keys:
         return {}
-    rows = client.query(**_bound(figures_query(f, key=column, keys=keys))).result_rows
-    return {str(row[0]): _figures(row[2:]) for row in rows}
+    return {str(row[0]): _figures(row[2:]) for row in read_figures(client, f, column, keys=keys)}
 
 
 def unattributed_events(client: Client, f: ClickFilter) -> int:

@@ -96,9 +96,12 @@ MIGRATION_8_EVENTS: Final = (
 # - `events_hourly`, `events_daily`: a row per (bucket, event type, user and what the user's
 #   events are credited with) holding the sums of the rows' signed counts and amounts. Every
 #   figure is linear in `sign`, so the views add up the cancelling rows crediting writes, and a
-#   row whose events were all cancelled sums to nothing (dropped when the engine merges). Read
-#   FINAL, each row is a user's live events in its bucket, so a distinct count is the users with
+#   row whose events were all cancelled sums to nothing (dropped when the engine merges). Once
+#   merged, each row is a user's live events in its bucket, so a distinct count is the users with
 #   `events > 0`: counted by `user_key` (the numeric userId, cheaper to count than its text).
+#   A month's rows are read as they are where its parts cannot hold the same row twice, summed
+#   per user where they can (analytics.events.rollups): FINAL, which merges while reading, costs
+#   50 ms for a day's rows here.
 # - `events_downline_hourly`, `events_downline_daily`: the same per partner on the chain of the
 #   events' partner (`ancestor_id`: each of its ancestors and itself), for a subtree's questions.
 # - `events_by_time`: the same rows as `events_credited`, ordered by time, for the partial hours

@@ -145,7 +145,8 @@ def test_a_link_breakdown_carries_the_money_of_the_users_its_clicks_brought(
             "from": "2025-03-10", "to": "2025-03-12", "by": "link"}).json()["rows"]
 
     assert [(row["key"], row["registrations"], row["firstDeposits"], row["depositAmount"],
-             row["lots"]) for row in rows] == [("dadMUv6", 2, 1, "700.00", "2.5")]
+             row["lots"]) for row in rows] == [("L1", 1, 1, "700.00", "2.5"),
+                                               ("L2", 1, 0, "0.00", "0")]
 
 
 # --- the IB tree -----------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def story(
     clicks = [click_id_at(60_000 * i) for i in range(3)]
     insert_clicks(clickhouse, [
         click(TREE.leaf, at=DAY + timedelta(minutes=i), click_id=uuid.UUID(c), visitor_id=c,
-              campaign="spring", country=("DE", "FR", "DE")[i])
+              campaign="spring", country=("DE", "FR", "DE")[i], code=("L1", "L2", "L1")[i])
         for i, c in enumerate(clicks)
     ])
     insert_registrations(clickhouse, TREE.leaf, 1, at=DAY + timedelta(hours=1), user_id="1",

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from analytics.api import create_analytics_app
 from analytics.clickhouse import Client
+from analytics.events.schema import ROLLUP_TABLES as EVENT_ROLLUP_TABLES
 from edge.config import Settings
 from tests.analytics.conftest import add_events, click_event
 from tests.analytics.fixtures_api import TREE, click, insert_clicks, insert_registrations
@@ -145,6 +146,11 @@ def test_erasing_a_user_removes_its_funnel_events_and_unnames_its_commission_lin
     assert response.status_code == 200, response.text
     erased = response.json()["erased"]
     assert erased["clickhouse:events"] == erased["clickhouse:events_credited"] == 1
+    # The funnel's views held a row of each: the person's is gone, the other's figures stay.
+    for table in EVENT_ROLLUP_TABLES:
+        assert erased[f"clickhouse:{table}"] == 1, table
+        left = clickhouse.query(f"SELECT user_id FROM invite.{table}").result_rows  # noqa: S608
+        assert left == [("4712",)], table
     assert erased["clickhouse:commissions (user id removed)"] == 1
     assert erased["redis:invite:{events}"] == 1
     assert clickhouse.query("SELECT user_id FROM invite.events").result_rows == [("4712",)]
