@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from analytics.clickhouse import Client, open_clickhouse
-from analytics.events.schema import ROLLUP_TABLES
+from analytics.events.schema import ROLLUP_TABLES, rebuild_statements
 from analytics.schema import migrate
 
 _STAGING = """
@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         client.command("CREATE DATABASE IF NOT EXISTS bench")
         client.command(_STAGING)
         client.command(_ROWS, parameters={"rows": args.rows})
-        views = {table: str(client.command(
-            f"SELECT create_table_query FROM system.tables WHERE database = 'invite' "  # noqa: S608
-            f"AND name = '{table}_mv'")) for table in ROLLUP_TABLES}
+        views = {table: statement for table in ROLLUP_TABLES for statement in rebuild_statements()
+                 if statement.startswith(f"CREATE MATERIALIZED VIEW IF NOT EXISTS "
+                                         f"invite.{table}_mv ")}
         timings: dict[str, list[float]] = {"with the views": [], "without (baseline)": []}
         for round_ in range(args.rounds):
             for label in timings:
