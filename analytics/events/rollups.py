@@ -52,10 +52,11 @@ _SUMS: Final = (
     ("n_revenue", "broker_revenue", "sum(sign * broker_revenue)"),
 )
 
+
 @dataclass(frozen=True)
 class Tier:
-    """A view's table of whole buckets of `unit`: its bucket column (of `column_type`, by which
-    it is partitioned per day) and that bucket as a DateTime."""
+    """A view's table of whole buckets of `unit`: its bucket column (of `column_type`; the table
+    is partitioned by its month) and that bucket as a DateTime."""
 
     table: str
     unit: timedelta
