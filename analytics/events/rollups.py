@@ -27,7 +27,7 @@ from typing import Any, Final
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from analytics.events.schema import DATABASE, USER_KEY
+from analytics.events.schema import COUNTED, DATABASE, ROLLUP_SUMS, USER_KEY_OF_ROW
 from analytics.filters import ClickFilter
 from analytics.rollups import (
     DAY,
@@ -39,17 +39,13 @@ from analytics.rollups import (
     subtree_root,
 )
 
-# Credited events counting in a figure (the views hold no others).
-COUNTED: Final = "partner_id != '' AND reversed = 0"
-# The views' `user_key` (analytics.events.schema.USER_KEY) computed from a credited row.
-RAW_USER_KEY: Final = USER_KEY.split(" MATERIALIZED ", 1)[1]
-_SUMS: Final = (
-    ("n", "events", "sum(sign)"),
-    ("n_ftd", "first_deposits", "sum(sign * is_first_deposit)"),
-    ("n_amount", "amount", "sum(sign * amount)"),
-    ("n_ftd_amount", "first_deposit_amount", "sum(sign * is_first_deposit * amount)"),
-    ("n_lots", "lots", "sum(sign * lots)"),
-    ("n_revenue", "broker_revenue", "sum(sign * broker_revenue)"),
+# (name in the rows, the views' column, the same sum over credited rows) of each of the views'
+# sums (analytics.events.schema.ROLLUP_SUMS, whose expressions read the credited row as `c`).
+_SUMS: Final = tuple(
+    (name, column, f"sum({expression.replace('c.', '')})")
+    for name, (column, _, expression) in zip(
+        ("n", "n_ftd", "n_amount", "n_ftd_amount", "n_lots", "n_revenue"), ROLLUP_SUMS,
+        strict=True)
 )
 
 
@@ -165,7 +161,7 @@ def per_user_rows(
                           else ("events_by_time", []))
         parts.append(
             f"SELECT {key} AS key, {raw_t} AS t, event_type, "
-            f"{RAW_USER_KEY} AS user_key, {sums} FROM {DATABASE}.{table} "
+            f"{USER_KEY_OF_ROW} AS user_key, {sums} FROM {DATABASE}.{table} "
             f"WHERE {' AND '.join([ranges, *counted, *conditions])} "
             "GROUP BY key, t, event_type, user_key"
         )

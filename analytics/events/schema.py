@@ -120,13 +120,15 @@ ROLLUP_KEYS: Final = (
     "os", "browser", "referer_host", "ancestors",
 )
 _TYPES: Final = dict(_CREDITED_COLUMNS_7)
-_COUNTED: Final = "partner_id != '' AND reversed = 0"
+# Credited rows that count in a figure (the views hold no others).
+COUNTED: Final = "partner_id != '' AND reversed = 0"
 # A userId is a whole number below 2**63 (the contract): the number itself. Any other text gets
 # its hash with the top bit set, so it never takes a number's key.
-USER_KEY: Final = (
-    "user_key UInt64 MATERIALIZED if(toUInt64OrZero(user_id) BETWEEN 1 AND 9223372036854775807, "
+USER_KEY_OF_ROW: Final = (
+    "if(toUInt64OrZero(user_id) BETWEEN 1 AND 9223372036854775807, "
     "toUInt64OrZero(user_id), bitOr(cityHash64(user_id), 9223372036854775808))"
 )
+USER_KEY: Final = f"user_key UInt64 MATERIALIZED {USER_KEY_OF_ROW}"
 
 
 def _rollup_ddl(table: str, bucket: str, bucket_type: str, *, downline: bool = False) -> str:
@@ -153,7 +155,7 @@ def _rollup_select(bucket: str, expression: str, *, downline: bool = False) -> s
              if downline else "")
     return (
         f"SELECT {expression} AS {bucket}, {keys}, {sums} FROM {{source}} AS c{chain} "
-        f"WHERE {_COUNTED} GROUP BY {bucket}, {keys}"
+        f"WHERE {COUNTED} GROUP BY {bucket}, {keys}"
     )
 
 
@@ -166,7 +168,7 @@ _BY_TIME_DDL: Final = (
     + ") ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (ts, event_id)"
 )
 _BY_TIME_SELECT: Final = (
-    f"SELECT {', '.join(_BY_TIME_COLUMNS)} FROM {{source}} WHERE {_COUNTED}"
+    f"SELECT {', '.join(_BY_TIME_COLUMNS)} FROM {{source}} WHERE {COUNTED}"
 )
 _BY_USER_DDL: Final = (
     f"CREATE TABLE IF NOT EXISTS {DATABASE}.events_by_user (user_id String, "
