@@ -212,14 +212,13 @@ class AnalyticsApi:
         def question(client: Client) -> list[dict[str, Any]]:
             rows = queries.breakdown(client, f, by, limit)
             keys = [row.key for row in rows]
-            if by == "link":  # its registrations and figures come through its clicks
-                beside = links.link_columns(client, f, keys)
-            else:
-                by_key = funnel_events.figures_by_key(client, f, column, keys)
-                paid = commission_figures.by_key(client, f, column, keys)
-                beside = {key: replace(by_key.get(key, NO_FIGURES),
-                                       commissions=paid.get(key, ZERO)).to_json()
-                          for key in keys}
+            # A link's partner, campaign, sub-ID and registrations come through its clicks.
+            link = links.link_columns(client, f, keys) if by == "link" else {}
+            by_key = funnel_events.figures_by_key(client, f, column, keys)
+            paid = commission_figures.by_key(client, f, column, keys)
+            beside = {key: {**link.get(key, {}), **replace(
+                by_key.get(key, NO_FIGURES), commissions=paid.get(key, ZERO)).to_json()}
+                for key in keys}
             if by == "partner":
                 named = names.names(client, keys)
                 for key in keys:

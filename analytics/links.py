@@ -1,31 +1,29 @@
 """What a breakdown by link adds beside each code: its partner, campaign and sub-ID (as its clicks
-recorded them), and the registrations and funnel figures that came through its
-clicks.
+recorded them) and the registrations that came through its clicks. (Its funnel figures are the
+credited events' by `code`, like any other key's.)
 
-Registrations and events know the click that brought the user (`click_id`), not its code: the
-codes of those clicks are looked up in `clicks` within the links' own partners (primary-key ranges)
-and only for the click ids of the range's registrations or events, so each lookup stays small.
+Registrations know the click that brought the user (`click_id`), not its code: the codes of those
+clicks are looked up in `clicks` within the links' own partners (primary-key ranges) and the time
+their clicks span, so the lookup stays small.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics.events import queries as funnel_events
-from analytics.events import rollups
 from analytics.filters import ClickFilter
 from analytics.queries import QUERY_SETTINGS, Query, rows
 from analytics.rollups import raw_where
 from analytics.schema import DATABASE
 
 LAST_DAY: Final = timedelta(days=1)
-LATEST_MS: Final = 9_999_999_999_999  # 2286: a click id that is no UUIDv7 is looked up until then
+LATEST: Final = datetime(2286, 1, 1, tzinfo=UTC)  # past any time a DateTime64(3) column holds
+
 
 @dataclass(frozen=True)
 class Link:
@@ -45,85 +43,45 @@ def details_query(f: ClickFilter, codes: Sequence[str]) -> Query:
     return Query(sql, {**parameters, "codes": list(codes)})
 
 
-def registered_query(f: ClickFilter, partners: Sequence[str]) -> Query:
-    """The range's registrations within the partners, per click id."""
+def registrations_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
+    """Registrations in the range within the partners, per code of the click that brought them.
+
+    Their clicks are looked up in one statement: the partners' clicks of those codes between the
+    earliest and the latest registration click (a click id holds its millisecond, UUIDv7; with ids
+    of another kind, from 1970: slower, still right), joined to the registrations on the id (the
+    engine filters the clicks by the registrations' ids as it reads them). Unmerged copies of a
+    click match once each, so registrations are counted by their event id."""
     where, parameters = raw_where(
         f, "event_type = 'registration'", "click_id != ''", "partner_id IN {partners:Array(String)}"
     )
-    sql = (f"SELECT click_id, count() FROM {DATABASE}.conversions FINAL WHERE {where} "  # noqa: S608
-           f"GROUP BY click_id{QUERY_SETTINGS}")
-    return Query(sql, {**parameters, "partners": list(partners)})
-
-
-def event_clicks_query(f: ClickFilter, partners: Sequence[str]) -> Query:
-    """The registration clicks of the users whose events count in the range, within the
-    partners (a superset: a cancelled event's click may be among them)."""
-    sql, parameters = rollups.click_ids(f, "partner_id IN {partners:Array(String)}")
-    return Query(sql + QUERY_SETTINGS, {**parameters, "partners": list(partners)})
-
-
-def codes_query(partners: Sequence[str], codes: Sequence[str], click_ids: Sequence[str]) -> Query:
-    """The (click id, code) of the links' clicks among `click_ids`. A click id holds its
-    millisecond (UUIDv7), so only the days between the earliest and the latest of them are read
-    (with ids of another kind, every day: slower, still right)."""
-    ids = sorted({str(parsed) for parsed in map(_uuid, click_ids) if parsed is not None})
-    times = [parsed.int >> 80 for parsed in map(uuid.UUID, ids) if parsed.version == 7]
-    low, high = ((0, LATEST_MS) if len(times) < len(ids) or not times
-                 else (min(times), max(times)))
+    registered = (f"SELECT toUUIDOrZero(click_id) AS click, event_id FROM {DATABASE}.conversions "  # noqa: S608
+                  f"FINAL WHERE {where}")
+    # UUIDv7ToDateTime gives 1970 for any other id: then up to the last time a click can have.
+    clicked = "UUIDv7ToDateTime(click, 'UTC')"
+    latest = (f"if({clicked} = toDateTime64(0, 3, 'UTC'), {{latest:DateTime64(3, 'UTC')}}, "
+              f"{clicked})")
     sql = (
-        f"SELECT toString(click_id), code FROM {DATABASE}.clicks "  # noqa: S608
-        "WHERE partner_id IN {partners:Array(String)} AND code IN {codes:Array(String)} "
-        "AND ts >= fromUnixTimestamp64Milli({low:Int64}, 'UTC') "
-        "AND ts <= fromUnixTimestamp64Milli({high:Int64}, 'UTC') "
-        f"AND click_id IN {{ids:Array(UUID)}}{QUERY_SETTINGS}"
+        f"WITH (SELECT (min({clicked}), max({latest})) FROM ({registered})) AS bounds "  # noqa: S608
+        f"SELECT k.code, uniqExact(r.event_id) FROM {DATABASE}.clicks AS k "
+        f"INNER JOIN ({registered}) AS r ON k.click_id = r.click "
+        "WHERE k.partner_id IN {partners:Array(String)} AND k.code IN {codes:Array(String)} "
+        "AND k.ts >= bounds.1 AND k.ts <= bounds.2 "
+        f"GROUP BY k.code{QUERY_SETTINGS}, enable_join_runtime_filters = 1"
     )
-    return Query(sql, {"partners": list(partners), "codes": list(codes), "ids": ids,
-                       "low": low, "high": high})
-
-
-def _uuid(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
-
-
-def _registered(client: Client, f: ClickFilter, partners: Sequence[str]) -> dict[str, int]:
-    """The range's registrations within the partners per click id (as UUIDs write it)."""
-    registered: dict[str, int] = {}
-    for click, n in rows(client, registered_query(f, partners)):
-        parsed = _uuid(str(click))
-        if parsed is not None:  # any other text is no click's id
-            registered[str(parsed)] = registered.get(str(parsed), 0) + int(n)
-    return registered
-
-
-def _per_code(registered: dict[str, int], code_of: dict[str, str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for click, n in registered.items():
-        if click in code_of:
-            found[code_of[click]] = found.get(code_of[click], 0) + n
-    return found
-
-
-def _codes_of(client: Client, partners: Sequence[str], codes: Sequence[str],
-              click_ids: Sequence[str]) -> dict[str, str]:
-    """Click id → code, for the links' clicks among `click_ids` (one lookup)."""
-    if not click_ids:
-        return {}
-    return {str(click): str(code)
-            for click, code in rows(client, codes_query(partners, codes, click_ids))}
+    return Query(sql, {**parameters, "partners": list(partners), "codes": list(codes),
+                       "latest": LATEST})
 
 
 def registrations(client: Client, f: ClickFilter, partners: Sequence[str],
                   codes: Sequence[str]) -> dict[str, int]:
     """Registrations in the range per code of the click that brought them."""
-    registered = _registered(client, f, partners)
-    return _per_code(registered, _codes_of(client, partners, codes, list(registered)))
+    if not partners or not codes:
+        return {}
+    return {str(code): int(n) for code, n in rows(client, registrations_query(f, partners, codes))}
 
 
 def link_columns(client: Client, f: ClickFilter, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per code: partnerId, campaign, subId, registrations and the funnel figures."""
+    """Per code: partnerId, campaign, subId and registrations."""
     if not codes:
         return {}
     # The top links clicked on the range's last day are found in one day's partition.
@@ -137,22 +95,12 @@ def link_columns(client: Client, f: ClickFilter, codes: Sequence[str]) -> dict[s
         for code, pid, campaign, sub_id in found:
             details[str(code)] = Link(str(pid), str(campaign), str(sub_id))
     partners = sorted({link.partner_id for link in details.values() if link.partner_id})
-    registered: dict[str, int] = {}
-    figures: dict[str, funnel_events.Figures] = {}
-    if partners:
-        # One lookup of the codes of the registrations' clicks and the events' users' clicks.
-        by_click = _registered(client, f, partners)
-        clicked = [str(click) for (click,) in rows(client, event_clicks_query(f, partners))]
-        code_of = _codes_of(client, partners, codes, sorted({*by_click, *clicked}))
-        registered = _per_code(by_click, code_of)
-        if code_of:
-            figures = funnel_events.figures_by_click_code(client, f, code_of)
+    registered = registrations(client, f, partners, codes) if partners else {}
     columns: dict[str, dict[str, Any]] = {}
     for code in codes:
         link = details.get(code, Link("", "", ""))
         columns[code] = {
             "partnerId": link.partner_id or None, "campaign": link.campaign or None,
             "subId": link.sub_id or None, "registrations": registered.get(code, 0),
-            **figures.get(code, funnel_events.Figures()).to_json(),
         }
     return columns

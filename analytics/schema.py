@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from analytics.commissions.schema import MIGRATION_9
-from analytics.events.schema import MIGRATION_7, MIGRATION_8_EVENTS, MIGRATION_11_EVENTS
+from analytics.events.schema import (
+    MIGRATION_7,
+    MIGRATION_8_EVENTS,
+    MIGRATION_11_EVENTS,
+    MIGRATION_12_EVENTS,
+)
 
 log = logging.getLogger("invite.schema")
 
@@ -493,6 +498,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     # Run it with the batchers stopped (the backfill reads `events_credited` as it is); rerunnable.
     Migration(11, "funnel events by hour, by day and by user", MIGRATION_11_EVENTS),
+    # Run it with the batchers stopped (events_credited is copied, then swapped); rerunnable.
+    Migration(12, "events_credited.code: funnel figures by link", MIGRATION_12_EVENTS),
 )
 
 

@@ -36,7 +36,7 @@ _USER_COLUMNS: Final = """
     uidx UInt32, user_id String, registered UInt8, reg_ts DateTime64(3, 'UTC'), partner_id String,
     ancestors Array(String), campaign String, click_id String, sub_id String,
     country LowCardinality(String), device LowCardinality(String), os LowCardinality(String),
-    browser LowCardinality(String), referer_host LowCardinality(String)"""
+    browser LowCardinality(String), referer_host LowCardinality(String), code String"""
 _BASE_DDL: Final = f"CREATE TABLE bench.base ({_USER_COLUMNS}) ENGINE = MergeTree ORDER BY uidx"
 _USERS_DDL: Final = f"""
 CREATE TABLE bench.users ({_USER_COLUMNS},
@@ -67,11 +67,11 @@ _BASE: Final = """
 INSERT INTO bench.base
 SELECT toUInt32(rowNumberInAllBlocks()), r.user_id, 1, least(r.ts, {end:DateTime64(3, 'UTC')}),
     r.partner_id, r.ancestors, r.campaign, r.click_id, k.sub_id, k.country, k.device, k.os,
-    k.browser, k.referer_host
+    k.browser, k.referer_host, k.code
 FROM (SELECT user_id, ts, partner_id, ancestors, campaign, click_id
       FROM invite.conversions FINAL WHERE event_type = 'registration' ORDER BY user_id) AS r
 LEFT JOIN (SELECT toString(click_id) AS click_id, sub_id, country, device, os, browser,
-                  referer_host FROM invite.clicks
+                  referer_host, code FROM invite.clicks
            WHERE click_id IN (SELECT toUUIDOrZero(click_id) FROM invite.conversions)) AS k
     USING click_id
 """
@@ -169,13 +169,13 @@ INNER JOIN bench.users AS u USING uidx
 _TO_CREDITED = """
 INSERT INTO invite.events_credited (event_id, event_type, ts, user_id, ctid_trader_account_id,
     partner_id, ancestors, campaign, sub_id, click_id, country, device, os, browser,
-    referer_host, amount, lots, broker_revenue, symbol, is_first_deposit, reversed, sign)
+    referer_host, amount, lots, broker_revenue, symbol, is_first_deposit, reversed, code, sign)
 SELECT s.event_id, s.event_type, s.ts,
     if(s.event_type = 'trade' AND NOT u.has_account, '', u.user_id),
     if(s.event_type IN ('trade', 'account_opened'), u.account, ''),
     u.partner_id, u.ancestors, u.campaign, u.sub_id, u.click_id, u.country, u.device, u.os,
     u.browser, u.referer_host, s.amount, s.lots, s.commission + s.markup, s.symbol,
-    s.event_id = f.first_deposit, s.event_id IN (SELECT reverses FROM bench.staging), 1
+    s.event_id = f.first_deposit, s.event_id IN (SELECT reverses FROM bench.staging), u.code, 1
 FROM bench.staging AS s INNER JOIN bench.users AS u USING uidx
 LEFT JOIN (SELECT uidx, argMin(event_id, (ts, event_id)) AS first_deposit FROM bench.staging
            WHERE event_type = 'deposit'

@@ -4,8 +4,9 @@ in the embedded engine.
 The data comes from `loadtests.events_data` (generated once per `--data-dir`, reused after).
 Each question is asked the way `analytics/api.py` asks it, twice: the **events part** (what the
 funnel events add: `analytics.events.queries.figures`, `unattributed_events`,
-`figures_by_bucket`, `figures_by_key` for the keys the clicks' breakdown returned,
-`clicks_cohort`, and `analytics.links.link_columns` for the link breakdown), and the **whole
+`figures_by_bucket`, `figures_by_key` for the keys the clicks' breakdown returned (by `code`
+for the links, beside `analytics.links.link_columns`: their partners and registrations),
+`clicks_cohort`), and the **whole
 answer** the route computes (the clicks' question first, then the events part). Scopes: everyone
 (the admin), the largest master IB with its downline, one affiliate; the default window (the last
 30 days). `--rounds` timed runs after `--warmup` untimed ones; p95 is the nearest rank (ms). CPU
@@ -80,10 +81,10 @@ def timed(call: Call, rounds: int, warmup: int) -> tuple[list[float], list[float
 
 
 def breakdown_events_part(client: Client, f: ClickFilter, by: str, keys: list[str]) -> object:
-    """What api.breakdown adds to the clicks' rows: the link columns, or the figures by key (and
-    the partners' names)."""
+    """What api.breakdown adds to the clicks' rows: the figures by key (and the link columns, the
+    partners' names)."""
     if by == "link":
-        return links.link_columns(client, f, keys)
+        links.link_columns(client, f, keys)
     found = funnel_events.figures_by_key(client, f, queries.dimension_column(by), keys)
     if by == "partner":
         names.names(client, keys)
@@ -114,9 +115,8 @@ def baselines(client: Client, f: ClickFilter, breakdowns: tuple[str, ...],
         found[f"{interval} series figures"] = (
             lambda interval=interval: raw_figures(client, f, interval=interval))
     for by in breakdowns:
-        if by != "link":
-            found[f"top 20 {by} with figures"] = (
-                lambda by=by: raw_figures(client, f, queries.dimension_column(by), keys=keys[by]))
+        found[f"top 20 {by} with figures"] = (
+            lambda by=by: raw_figures(client, f, queries.dimension_column(by), keys=keys[by]))
     return found
 
 

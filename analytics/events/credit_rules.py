@@ -23,12 +23,12 @@ class Attribution:
     ancestors: tuple[str, ...]
     campaign: str
     click_id: str
-    # The registration click's sub_id, country, device, os, browser, referer_host.
-    dims: tuple[str, ...] = ("", "", "", "", "", "")
+    # The registration click's sub_id, country, device, os, browser, referer_host and code.
+    dims: tuple[str, ...] = ("", "", "", "", "", "", "")
 
 
 UNCREDITED: Final = Attribution(0, "", (), "", "")
-NO_DIMS: Final = ("", "", "", "", "", "")
+NO_DIMS: Final = ("", "", "", "", "", "", "")
 
 
 def click_time_ms(click_id: str) -> int | None:
@@ -92,9 +92,9 @@ def desired_rows(
         rows[event.event_id] = (
             event.event_id, event.event_type, event.ts, user_id, event.account,
             credit.partner_id, credit.ancestors, credit.campaign, *credit.dims[:1],
-            credit.click_id, *credit.dims[1:], event.amount, event.lots, event.revenue,
+            credit.click_id, *credit.dims[1:6], event.amount, event.lots, event.revenue,
             event.symbol, 1 if event.event_id == first_deposit else 0,
-            1 if event.event_id in reversed_ids else 0, 1,
+            1 if event.event_id in reversed_ids else 0, credit.dims[6], 1,
         )
     return rows
 

@@ -280,8 +280,8 @@ class Crediting:
         return timelines
 
     def _click_dims(self, clicks: set[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
-        """sub_id, country, device, os, browser, referer_host of registration clicks, read by
-        their partner and the millisecond their UUIDv7 holds (one primary-key range each)."""
+        """sub_id, country, device, os, browser, referer_host and code of registration clicks, read
+        by their partner and the millisecond their UUIDv7 holds (one primary-key range each)."""
         found: dict[str, tuple[str, ...]] = {}
         pairs = sorted(clicks)
         for start in range(0, len(pairs), CHUNK):
@@ -291,7 +291,8 @@ class Crediting:
             if not known:
                 continue
             rows = self._clickhouse.query(
-                "SELECT toString(click_id), sub_id, country, device, os, browser, referer_host "
+                "SELECT toString(click_id), sub_id, country, device, os, browser, referer_host, "
+                "code "
                 f"FROM {DATABASE}.clicks WHERE (partner_id, toString(click_id)) IN "
                 "{pairs:Array(Tuple(String, String))} AND ts BETWEEN "
                 "fromUnixTimestamp64Milli({low:Int64}, 'UTC') AND "

@@ -230,25 +230,3 @@ def _tiers(
     bound["root"] = root
     campaign = ["campaign = {campaign:String}"] if f.campaign is not None else []
     return _DOWNLINE_TIERS, ["ancestor_id = {root:String}", *campaign]
-
-
-def click_ids(f: ClickFilter, *where: str) -> tuple[str, dict[str, Any]]:
-    """The registration clicks of the users with events counted in the range, `where` the
-    conditions hold (a superset: rows not read FINAL, so a cancelled event's click may be among
-    them)."""
-    conditions, bound = partner_conditions(f)
-    conditions += ["click_id != ''", *where]
-    left: list[tuple[datetime, datetime]] = [(f.start, f.end)]
-    parts = []
-    for tier in _TIERS:
-        whole, left = split_whole(left, tier.unit)
-        if whole:
-            ranges = ranges_clause(tier.column, tier.column_type, whole, bound)
-            parts.append(f"SELECT click_id FROM {DATABASE}.{tier.table} "
-                         f"WHERE {' AND '.join([ranges, *conditions])}")
-    if left:
-        ranges = ranges_clause("ts", "DateTime64(3, 'UTC')", left, bound)
-        parts.append(f"SELECT click_id FROM {DATABASE}.events_by_time "
-                     f"WHERE {' AND '.join([ranges, *conditions])}")
-    return f"SELECT DISTINCT click_id FROM ({' UNION ALL '.join(parts)})", bound
-

@@ -3,6 +3,7 @@ tree level by level (with each subtree's totals), over HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from analytics import links
 from analytics.clickhouse import Client
+from analytics.filters import ClickFilter
 from tests.analytics.fixtures_api import (
     BOT,
     DAY,
@@ -22,7 +25,7 @@ from tests.analytics.fixtures_api import (
     insert_tree,
 )
 from tests.analytics.test_api import AnalyticsServer, api, server, settings  # noqa: F401
-from tests.analytics.test_funnel import funnel_server, story  # noqa: F401
+from tests.analytics.test_funnel import click_id_at, funnel_server, story  # noqa: F401
 from tests.conftest import ADMIN_TOKEN
 
 ONE_DAY = {"from": "2025-03-10", "to": "2025-03-10"}
@@ -126,6 +129,24 @@ def test_a_breakdown_by_link_shows_each_code_with_its_partner_campaign_and_regis
          "clicks": 1, "humanClicks": 1, "uniqueVisitors": 1, "registrations": 0},
     ]
     assert rows[0]["depositAmount"] == "0.00"
+
+
+def test_a_links_registrations_count_once_however_many_copies_of_its_click_are_unmerged(
+    clickhouse: Client,
+) -> None:
+    clicked = [click_id_at(60_000 * i) for i in range(2)]
+    rows = [click(TREE.leaf, at=DAY + hours(i / 60), click_id=uuid.UUID(c), code=code)
+            for i, (c, code) in enumerate(zip(clicked, ("L1", "L2"), strict=True))]
+    insert_clicks(clickhouse, rows)
+    insert_clicks(clickhouse, rows[:1])  # a copy not merged yet
+    for user, click_id in (("1", clicked[0]), ("2", clicked[1]), ("3", "not-a-click-id")):
+        insert_registrations(clickhouse, TREE.leaf, 1, at=DAY + hours(2), user_id=user,
+                             click_id=click_id)
+    f = ClickFilter(start=DAY, end=DAY + hours(24))
+
+    assert links.registrations(clickhouse, f, [TREE.leaf], ["L1", "L2", "L3"]) == {
+        "L1": 1, "L2": 1}
+    assert links.registrations(clickhouse, f, [TREE.other], ["L1"]) == {}
 
 
 def test_a_breakdown_by_sub_id_counts_each_sub_id(

@@ -29,6 +29,7 @@ SPAN = timedelta(days=24)  # across the end of October
 FOREST = {"r1": [], "a1": ["r1"], "a2": ["r1"], "b1": ["r1", "a1"], "r2": [], "c1": ["r2"]}
 TYPES = ("account_opened", "kyc_approved", "deposit", "withdrawal", "trade")
 COUNTRIES = ("DE", "FR", "CY")
+CODES = ("tg-1", "AbC123x", "")  # the registration click's link code ('': no click, or dropped)
 NAMES = [name for name, _ in CREDITED_COLUMNS]
 
 
@@ -41,6 +42,7 @@ class Row:
     partner_id: str
     country: str
     campaign: str
+    code: str
     amount: Decimal
     lots: Decimal
     revenue: Decimal
@@ -56,7 +58,8 @@ class Row:
             "click_id": f"click-{self.user_id}", "country": self.country, "device": "desktop",
             "os": "Linux", "browser": "Chrome", "referer_host": "", "amount": self.amount,
             "lots": self.lots, "broker_revenue": self.revenue, "symbol": "",
-            "is_first_deposit": self.first, "reversed": self.reversed, "sign": sign,
+            "is_first_deposit": self.first, "reversed": self.reversed, "code": self.code,
+            "sign": sign,
         }
         return [by_name[name] for name in NAMES]
 
@@ -64,7 +67,8 @@ class Row:
 def generate(seed: int) -> tuple[list[list[list[Any]]], list[Row]]:
     """Inserts as crediting writes them (a cancelling row, then the new one), and the live rows."""
     rng = random.Random(seed)
-    users = {str(u): (rng.choice([*FOREST, ""]), rng.choice(COUNTRIES), rng.choice(["", "x", "y"]))
+    users = {str(u): (rng.choice([*FOREST, ""]), rng.choice(COUNTRIES), rng.choice(["", "x", "y"]),
+                      rng.choice(CODES))
              for u in [*range(1, 40), "legacy-40"]}  # a text id: counted by its hash
     live: dict[str, Row] = {}
     inserts: list[list[list[Any]]] = []
@@ -72,13 +76,13 @@ def generate(seed: int) -> tuple[list[list[list[Any]]], list[Row]]:
         rows: list[list[Any]] = []
         for n in range(120):
             user = rng.choice(list(users))
-            partner, country, campaign = users[user]
+            partner, country, campaign, code = users[user]
             kind = rng.choice(TYPES)
             money = Decimal(rng.randrange(1, 10**7)) / 100
             row = Row(
                 event_id=f"e{batch}-{n}", event_type=kind,
                 ts=START + timedelta(milliseconds=rng.randrange(int(SPAN.total_seconds() * 1000))),
-                user_id=user, partner_id=partner, country=country, campaign=campaign,
+                user_id=user, partner_id=partner, country=country, campaign=campaign, code=code,
                 amount=money if kind in ("deposit", "withdrawal") else Decimal(0),
                 lots=Decimal(rng.randrange(1, 500)) / 100 if kind == "trade" else Decimal(0),
                 revenue=money / 7 if kind == "trade" else Decimal(0),
@@ -206,7 +210,7 @@ def check_all(clickhouse: Client, live: list[Row], seed: int) -> None:
                 got = shown(funnel_events.figures_by_bucket(clickhouse, f, interval))
                 assert got == expected(live, f, lambda r, i=interval: floor(r.ts, i)), (f, interval)
             for column, values in (("country", COUNTRIES), ("campaign", ("x", "y", "")),
-                                   ("partner_id", tuple(FOREST))):
+                                   ("code", CODES), ("partner_id", tuple(FOREST))):
                 got = shown(funnel_events.figures_by_key(clickhouse, f, column, list(values)))
                 assert got == expected(live, f, lambda r, c=column: getattr(r, c)), (f, column)
 
