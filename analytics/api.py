@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from analytics.portal.routes import Portal
 from analytics.privacy import Privacy
 from analytics.queries import BreakdownRow, SeriesPoint, Summary
 from analytics.readiness import batcher_check, clickhouse_check
+from analytics.side import SideParts
 from edge.clock import iso_utc
 from edge.config import Settings
 from edge.errors import ClickHouseUnavailable, Forbidden, InvalidInput, InviteError
@@ -148,6 +150,9 @@ class AnalyticsApi:
         # Downloads, closes and months computed again each take a connection of their own.
         self._exports_client = self._open_export_client(export_client_factory)
         self._exports = export.Exports(self._exports_client, self._call)
+        # A question's independent parts (its clicks, its events) run side by side.
+        self._side = SideParts(self._exports_client, MAX_CONCURRENT_QUERIES)
+        weakref.finalize(self, self._side.close)
         self._clickhouse_down = False
 
     def routes(self) -> list[BaseRoute]:
@@ -174,12 +179,12 @@ class AnalyticsApi:
         viewer, f, _ = self._question(request)
 
         def question(client: Client) -> dict[str, Any]:
+            events = self._side.submit(lambda side: funnel_events.figures(side, f))
+            paid = self._side.submit(lambda side: commission_figures.total(side, f))
             body = summary_json(f, queries.summary(client, f))
-            figures = replace(funnel_events.figures(client, f),
-                              commissions=commission_figures.total(client, f))
-            body.update(figures.to_json())
             if not f.partner_scoped:  # the admin's: events no registration names yet
                 body["unattributedEvents"] = funnel_events.unattributed_events(client, f)
+            body.update(replace(events.result(), commissions=paid.result()).to_json())
             return body
 
         return JSONResponse(await self._ask(viewer, f, question), headers=NO_STORE)
@@ -190,9 +195,11 @@ class AnalyticsApi:
         queries.check_interval(f, interval)
 
         def question(client: Client) -> list[dict[str, Any]]:
+            events = self._side.submit(
+                lambda side: funnel_events.figures_by_bucket(side, f, interval))
             points = queries.timeseries(client, f, interval)
-            by_bucket = funnel_events.figures_by_bucket(client, f, interval)
             paid = commission_figures.by_bucket(client, f, interval)
+            by_bucket = events.result()
             return [{**point_json(point), **replace(
                 by_bucket.get(bucket, NO_FIGURES), commissions=paid.get(bucket, ZERO)).to_json()}
                     for point in points for bucket in [int(point.start.timestamp())]]
@@ -212,10 +219,13 @@ class AnalyticsApi:
         def question(client: Client) -> list[dict[str, Any]]:
             rows = queries.breakdown(client, f, by, limit)
             keys = [row.key for row in rows]
-            # A link's partner, campaign, sub-ID and registrations come through its clicks.
+            # The keys' figures beside their commissions (and a link's partner, campaign, sub-ID
+            # and registrations, which come through its clicks).
+            events = self._side.submit(
+                lambda side: funnel_events.figures_by_key(side, f, column, keys))
             link = links.link_columns(client, f, keys) if by == "link" else {}
-            by_key = funnel_events.figures_by_key(client, f, column, keys)
             paid = commission_figures.by_key(client, f, column, keys)
+            by_key = events.result()
             beside = {key: {**link.get(key, {}), **replace(
                 by_key.get(key, NO_FIGURES), commissions=paid.get(key, ZERO)).to_json()}
                 for key in keys}
@@ -238,11 +248,14 @@ class AnalyticsApi:
             )
 
         def question(client: Client) -> list[dict[str, Any]]:
-            summary = queries.summary(client, f)
             if cohort == "clicks":
-                registrations, kyc, ftd, active = funnel_events.clicks_cohort(client, f)
+                followed = self._side.submit(lambda side: funnel_events.clicks_cohort(side, f))
+                summary = queries.summary(client, f)
+                registrations, kyc, ftd, active = followed.result()
             else:
-                figures = funnel_events.figures(client, f)
+                events = self._side.submit(lambda side: funnel_events.figures(side, f))
+                summary = queries.summary(client, f)
+                figures = events.result()
                 registrations, kyc, ftd, active = (
                     summary.registrations, figures.kyc_approved, figures.first_deposits,
                     figures.active_traders,

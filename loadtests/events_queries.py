@@ -35,6 +35,7 @@ from analytics.clickhouse import Client, open_clickhouse
 from analytics.events import queries as funnel_events
 from analytics.filters import ClickFilter
 from analytics.schema import migrate
+from analytics.side import SideParts
 from loadtests import bench_queries, events_data
 from loadtests.bench_queries import percentile
 
@@ -80,23 +81,35 @@ def timed(call: Call, rounds: int, warmup: int) -> tuple[list[float], list[float
     return walls, cpus
 
 
-def breakdown_events_part(client: Client, f: ClickFilter, by: str, keys: list[str]) -> object:
+def breakdown_events_part(client: Client, f: ClickFilter, by: str, keys: list[str],
+                          side: SideParts | None = None) -> object:
     """What api.breakdown adds to the clicks' rows: the figures by key (and the link columns, the
-    partners' names)."""
+    partners' names). With `side`, as the route asks it: the figures on a connection of their
+    own, beside the rest."""
+    column = queries.dimension_column(by)
+    events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys)) \
+        if side else None
     if by == "link":
         links.link_columns(client, f, keys)
-    found = funnel_events.figures_by_key(client, f, queries.dimension_column(by), keys)
+    found = events.result() if events else funnel_events.figures_by_key(client, f, column, keys)
     if by == "partner":
         names.names(client, keys)
     return found
 
 
-def funnel_answer(client: Client, f: ClickFilter, cohort: str, with_clicks: bool) -> object:
-    """api.funnel: the clicks' summary (visitors, registrations), then the cohort's steps."""
-    summary = queries.summary(client, f) if with_clicks else None
-    if cohort == "clicks":
-        return funnel_events.clicks_cohort(client, f), summary
-    return funnel_events.figures(client, f), summary
+def funnel_answer(client: Client, f: ClickFilter, cohort: str,
+                  side: SideParts | None = None) -> object:
+    """api.funnel: the cohort's steps; with `side`, the whole answer as the route asks it: the
+    clicks' summary (visitors, registrations) beside the cohort's steps on another connection."""
+    def steps(other: Client) -> object:
+        if cohort == "clicks":
+            return funnel_events.clicks_cohort(other, f)
+        return funnel_events.figures(other, f)
+
+    if side is None:
+        return steps(client)
+    later = side.submit(steps)
+    return queries.summary(client, f), later.result()
 
 
 def raw_figures(client: Client, f: ClickFilter, key: str = "''", interval: str | None = None,
@@ -117,13 +130,18 @@ def baselines(client: Client, f: ClickFilter, breakdowns: tuple[str, ...],
     for by in breakdowns:
         found[f"top 20 {by} with figures"] = (
             lambda by=by: raw_figures(client, f, queries.dimension_column(by), keys=keys[by]))
+    if "link" in breakdowns:  # its events part has the link columns too
+        found["top 20 link with figures"] = lambda: (
+            links.link_columns(client, f, keys["link"]),
+            raw_figures(client, f, "code", keys=keys["link"]))
     return found
 
 
-def scope_questions(client: Client, f: ClickFilter, breakdowns: tuple[str, ...]
+def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns: tuple[str, ...]
                     ) -> tuple[dict[str, tuple[Call, Call]], dict[str, Call]]:
     """(events part, whole answer) of each funnel question of the dashboard for one scope, and
-    the baselines."""
+    the baselines. A whole answer is asked as its route asks it: the parts that do not depend
+    on each other side by side, the events' on a connection from `side`."""
 
     def summary_events() -> object:
         figures = funnel_events.figures(client, f)
@@ -131,15 +149,21 @@ def scope_questions(client: Client, f: ClickFilter, breakdowns: tuple[str, ...]
             return figures, funnel_events.unattributed_events(client, f)
         return figures
 
-    asked: dict[str, tuple[Call, Call]] = {
-        "summary figures": (summary_events, lambda: (queries.summary(client, f), summary_events())),
-    }
+    def summary_whole() -> object:
+        figures = side.submit(lambda other: funnel_events.figures(other, f))
+        summary = queries.summary(client, f)
+        unattributed = None if f.partner_scoped else funnel_events.unattributed_events(client, f)
+        return summary, unattributed, figures.result()
+
+    asked: dict[str, tuple[Call, Call]] = {"summary figures": (summary_events, summary_whole)}
     for interval in ("day", "hour"):
         def events_part(interval: str = interval) -> object:
             return funnel_events.figures_by_bucket(client, f, interval)
 
-        def whole(interval: str = interval, events_part: Call = events_part) -> object:
-            return queries.timeseries(client, f, interval), events_part()
+        def whole(interval: str = interval) -> object:
+            by_bucket = side.submit(
+                lambda other: funnel_events.figures_by_bucket(other, f, interval))
+            return queries.timeseries(client, f, interval), by_bucket.result()
 
         asked[f"{interval} series figures"] = (events_part, whole)
     top: dict[str, list[str]] = {}
@@ -151,15 +175,15 @@ def scope_questions(client: Client, f: ClickFilter, breakdowns: tuple[str, ...]
 
         def breakdown_whole(by: str = by) -> object:
             rows = queries.breakdown(client, f, by, 20)
-            return rows, breakdown_events_part(client, f, by, [row.key for row in rows])
+            return rows, breakdown_events_part(client, f, by, [row.key for row in rows], side)
 
         asked[f"top 20 {by} with figures"] = (breakdown_part, breakdown_whole)
     for cohort in funnel_events.COHORTS:
         def cohort_part(cohort: str = cohort) -> object:
-            return funnel_answer(client, f, cohort, with_clicks=False)
+            return funnel_answer(client, f, cohort)
 
         def cohort_whole(cohort: str = cohort) -> object:
-            return funnel_answer(client, f, cohort, with_clicks=True)
+            return funnel_answer(client, f, cohort, side)
 
         asked[f"funnel cohort={cohort}"] = (cohort_part, cohort_whole)
     return asked, baselines(client, f, breakdowns, top)
@@ -202,7 +226,7 @@ def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
     return lines
 
 
-def measure(client: Client, end: datetime, rounds: int, warmup: int,
+def measure(client: Client, side: SideParts, end: datetime, rounds: int, warmup: int,
             only: str | None) -> tuple[list[Timing], dict[str, Any]]:
     window = ClickFilter.last(end + timedelta(seconds=1))
     master = client.query(bench_queries._LARGEST_MASTER,
@@ -223,7 +247,7 @@ def measure(client: Client, end: datetime, rounds: int, warmup: int,
     }
     timings: list[Timing] = []
     for scope, (f, breakdowns) in scopes.items():
-        asked, raw_calls = scope_questions(client, f, breakdowns)
+        asked, raw_calls = scope_questions(client, side, f, breakdowns)
         for question, (events_part, whole) in asked.items():
             if only and only not in question:
                 continue
@@ -257,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-events-queries-"))
     directory = (args.data_dir or temp / "clickhouse").resolve()  # type: ignore[operator]
     client = open_clickhouse(f"chdb://{directory}")
+    side = SideParts(lambda: open_clickhouse(f"chdb://{directory}"), 2)
     try:
         applied = migrate(client)
         clicks = int(client.query("SELECT count() FROM invite.clicks").result_rows[0][0])
@@ -274,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             events_data.generate_events(client, args.days, end, args.events)
         events_data.say(f"timing {args.rounds} rounds per question and part")
-        timings, facts = measure(client, end, args.rounds, args.warmup, args.only)
+        timings, facts = measure(client, side, end, args.rounds, args.warmup, args.only)
         print("\n".join(report(timings, facts)))
         if args.json:
             args.json.write_text(json.dumps(
@@ -286,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        side.close()
         client.close()
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)

@@ -26,11 +26,16 @@ TABLES = ("clicks", "conversions", "partners", "events", "events_credited", "com
 
 
 @pytest.fixture(scope="session")
-def clickhouse_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     # One chDB data dir per process: every in-process test shares this one. Tests that kill a
     # batcher run it, and read its results, in subprocesses with their own data dir.
     directory: Path = tmp_path_factory.mktemp("chdb") / "clickhouse"
-    client = open_clickhouse(f"chdb://{directory}")
+    return f"chdb://{directory}"
+
+
+@pytest.fixture(scope="session")
+def clickhouse_session(clickhouse_url: str) -> Iterator[Client]:
+    client = open_clickhouse(clickhouse_url)
     migrate(client)
     yield client
     client.close()
