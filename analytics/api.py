@@ -217,17 +217,22 @@ class AnalyticsApi:
         limit = parse_limit(extra.get("limit"))
 
         def question(client: Client) -> list[dict[str, Any]]:
+            # A dimension of few values has its figures and commissions asked for every value
+            # beside the clicks' top rows; one of many values for the top keys, once known.
+            few = column not in queries.MANY_KEYS
+            events = self._side.submit(
+                lambda side: funnel_events.figures_by_key(side, f, column, None)) if few else None
+            paid = self._side.submit(lambda side: commission_figures.by_key(side, f, column, None))
             rows = queries.breakdown(client, f, by, limit)
             keys = [row.key for row in rows]
-            # The keys' figures beside their commissions (and a link's partner, campaign, sub-ID
-            # and registrations, which come through its clicks).
-            events = self._side.submit(
-                lambda side: funnel_events.figures_by_key(side, f, column, keys))
+            if events is None:
+                events = self._side.submit(
+                    lambda side: funnel_events.figures_by_key(side, f, column, keys))
+            # A link's partner, campaign, sub-ID and registrations come through its clicks.
             link = links.link_columns(client, f, keys) if by == "link" else {}
-            paid = commission_figures.by_key(client, f, column, keys)
-            by_key = events.result()
+            by_key, by_key_paid = events.result(), paid.result()
             beside = {key: {**link.get(key, {}), **replace(
-                by_key.get(key, NO_FIGURES), commissions=paid.get(key, ZERO)).to_json()}
+                by_key.get(key, NO_FIGURES), commissions=by_key_paid.get(key, ZERO)).to_json()}
                 for key in keys}
             if by == "partner":
                 named = names.names(client, keys)

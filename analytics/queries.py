@@ -220,7 +220,7 @@ def dimension_column(by: str) -> str:
 # Dimensions with thousands of values: their top-N is found by counts alone first, and visitors
 # are merged for those keys only (merging visitor states is the expensive part). For the others
 # one pass is cheaper (docs/benchmarks.md, "Queries").
-_MANY_KEYS: Final = frozenset({"partner_id", "code", "sub_id"})
+MANY_KEYS: Final = frozenset({"partner_id", "code", "sub_id"})
 
 
 def _check_limit(limit: int) -> None:
@@ -281,7 +281,7 @@ def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) 
 
 
 def breakdown(client: Client, f: ClickFilter, by: str, limit: int) -> list[BreakdownRow]:
-    if dimension_column(by) in _MANY_KEYS:
+    if dimension_column(by) in MANY_KEYS:
         keys = [str(row[0]) for row in rows(client, breakdown_top_query(f, by, limit))]
         found = rows(client, breakdown_query(f, by, keys)) if keys else []
     else:

@@ -81,20 +81,33 @@ def timed(call: Call, rounds: int, warmup: int) -> tuple[list[float], list[float
     return walls, cpus
 
 
-def breakdown_events_part(client: Client, f: ClickFilter, by: str, keys: list[str],
-                          side: SideParts | None = None) -> object:
+def breakdown_events_part(client: Client, f: ClickFilter, by: str, keys: list[str]) -> object:
     """What api.breakdown adds to the clicks' rows: the figures by key (and the link columns, the
-    partners' names). With `side`, as the route asks it: the figures on a connection of their
-    own, beside the rest."""
-    column = queries.dimension_column(by)
-    events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys)) \
-        if side else None
+    partners' names)."""
     if by == "link":
         links.link_columns(client, f, keys)
-    found = events.result() if events else funnel_events.figures_by_key(client, f, column, keys)
+    found = funnel_events.figures_by_key(client, f, queries.dimension_column(by), keys)
     if by == "partner":
         names.names(client, keys)
     return found
+
+
+def breakdown_answer(client: Client, side: SideParts, f: ClickFilter, by: str) -> object:
+    """api.breakdown's whole answer as the route asks it: a dimension of few values has its
+    figures asked for every value beside the clicks' top rows, one of many values for the top
+    keys once known (on another connection, beside the link columns or the names)."""
+    column = queries.dimension_column(by)
+    events = (side.submit(lambda other: funnel_events.figures_by_key(other, f, column, None))
+              if column not in queries.MANY_KEYS else None)
+    rows = queries.breakdown(client, f, by, 20)
+    keys = [row.key for row in rows]
+    if events is None:
+        events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys))
+    if by == "link":
+        links.link_columns(client, f, keys)
+    if by == "partner":
+        names.names(client, keys)
+    return rows, events.result()
 
 
 def funnel_answer(client: Client, f: ClickFilter, cohort: str,
@@ -174,8 +187,7 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
             return breakdown_events_part(client, f, by, keys)
 
         def breakdown_whole(by: str = by) -> object:
-            rows = queries.breakdown(client, f, by, 20)
-            return rows, breakdown_events_part(client, f, by, [row.key for row in rows], side)
+            return breakdown_answer(client, side, f, by)
 
         asked[f"top 20 {by} with figures"] = (breakdown_part, breakdown_whole)
     for cohort in funnel_events.COHORTS:

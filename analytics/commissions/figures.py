@@ -78,10 +78,11 @@ def by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int, Decima
 
 
 def by_key(client: Client, f: ClickFilter, column: str,
-           keys: Sequence[str]) -> dict[str, Decimal]:
-    """Per value of a credited events' column (partner_id, campaign, country…)."""
-    if not keys:
+           keys: Sequence[str] | None) -> dict[str, Decimal]:
+    """Per value of a credited events' column (partner_id, campaign, country…) among `keys`
+    (None: every value)."""
+    if keys is not None and not keys:
         return {}
-    wanted = set(keys)
-    return {k: amount for k, _, amount in _sums(client, f, column, "toDateTime(0, 'UTC')")
-            if k in wanted}
+    wanted = None if keys is None else set(keys)
+    sums = _sums(client, f, column, "toDateTime(0, 'UTC')")
+    return {k: amount for k, _, amount in sums if wanted is None or k in wanted}

@@ -143,9 +143,10 @@ def figures_by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int
 
 
 def figures_by_key(
-    client: Client, f: ClickFilter, column: str, keys: Sequence[str]
+    client: Client, f: ClickFilter, column: str, keys: Sequence[str] | None
 ) -> dict[str, Figures]:
-    if not keys:
+    """Per value of `column` among `keys` (None: every value)."""
+    if keys is not None and not keys:
         return {}
     return {str(row[0]): _figures(row[2:]) for row in read_figures(client, f, column, keys=keys)}
 
