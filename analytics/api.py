@@ -181,10 +181,13 @@ class AnalyticsApi:
         def question(client: Client) -> dict[str, Any]:
             events = self._side.submit(lambda side: funnel_events.figures(side, f))
             paid = self._side.submit(lambda side: commission_figures.total(side, f))
+            # The admin's: events no registration names yet.
+            unattributed = None if f.partner_scoped else self._side.submit(
+                lambda side: funnel_events.unattributed_events(side, f))
             body = summary_json(f, queries.summary(client, f))
-            if not f.partner_scoped:  # the admin's: events no registration names yet
-                body["unattributedEvents"] = funnel_events.unattributed_events(client, f)
             body.update(replace(events.result(), commissions=paid.result()).to_json())
+            if unattributed is not None:
+                body["unattributedEvents"] = unattributed.result()
             return body
 
         return JSONResponse(await self._ask(viewer, f, question), headers=NO_STORE)
@@ -219,7 +222,7 @@ class AnalyticsApi:
         def question(client: Client) -> list[dict[str, Any]]:
             # A dimension of few values has its figures and commissions asked for every value
             # beside the clicks' top rows; one of many values for the top keys, once known.
-            few = column not in queries.MANY_KEYS
+            few = column not in funnel_events.MANY_KEYS
             events = self._side.submit(
                 lambda side: funnel_events.figures_by_key(side, f, column, None)) if few else None
             paid = self._side.submit(lambda side: commission_figures.by_key(side, f, column, None))

@@ -98,7 +98,7 @@ def breakdown_answer(client: Client, side: SideParts, f: ClickFilter, by: str) -
     keys once known (on another connection, beside the link columns or the names)."""
     column = queries.dimension_column(by)
     events = (side.submit(lambda other: funnel_events.figures_by_key(other, f, column, None))
-              if column not in queries.MANY_KEYS else None)
+              if column not in funnel_events.MANY_KEYS else None)
     rows = queries.breakdown(client, f, by, 20)
     keys = [row.key for row in rows]
     if events is None:
@@ -164,9 +164,10 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
 
     def summary_whole() -> object:
         figures = side.submit(lambda other: funnel_events.figures(other, f))
+        unattributed = None if f.partner_scoped else side.submit(
+            lambda other: funnel_events.unattributed_events(other, f))
         summary = queries.summary(client, f)
-        unattributed = None if f.partner_scoped else funnel_events.unattributed_events(client, f)
-        return summary, unattributed, figures.result()
+        return summary, unattributed and unattributed.result(), figures.result()
 
     asked: dict[str, tuple[Call, Call]] = {"summary figures": (summary_events, summary_whole)}
     for interval in ("day", "hour"):

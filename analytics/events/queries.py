@@ -142,6 +142,13 @@ def figures_by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int
     return {int(row[1]): _figures(row[2:]) for row in read_figures(client, f, interval=interval)}
 
 
+# Keys with thousands of values (partners, link codes): their figures are asked for the top keys
+# once the clicks name them; for the others (countries, campaigns, sub-IDs: tens to hundreds),
+# every value costs no more than twenty and can be asked beside the clicks' question (asking
+# 9,364 link codes cost 204 ms against 71 for the top 20; 41 sub-IDs 83 against 80).
+MANY_KEYS: Final = frozenset({"partner_id", "code"})
+
+
 def figures_by_key(
     client: Client, f: ClickFilter, column: str, keys: Sequence[str] | None
 ) -> dict[str, Figures]:
