@@ -6,11 +6,12 @@ Each question is asked the way `analytics/api.py` asks it, twice: the **events p
 funnel events add: `analytics.events.queries.figures`, `unattributed_events`,
 `figures_by_bucket`, `figures_by_key` for the keys the clicks' breakdown returned (by `code`
 for the links, beside `analytics.links.link_columns`: their partners and registrations),
-`clicks_cohort`), and the **whole
-answer** the route computes (the clicks' question first, then the events part). Scopes: everyone
-(the admin), the largest master IB with its downline, one affiliate; the default window (the last
-30 days). `--rounds` timed runs after `--warmup` untimed ones; p95 is the nearest rank (ms). CPU
-is the median CPU time the process spent per run (ms, all of the engine's threads).
+`clicks_cohort`), and the **whole answer** the route computes (the parts that do not depend on
+each other side by side, on two connections), beside the same parts one after the other on one
+connection (the baseline of running them side by side, same run). Scopes: everyone (the admin),
+the largest master IB with its downline, one affiliate; the default window (the last 30 days).
+`--rounds` timed runs after `--warmup` untimed ones; p95 is the nearest rank (ms). CPU is the
+median CPU time the process spent per run (ms, all of the engine's threads).
 
 `python -m loadtests.events_queries [--data-dir DIR] [--rounds 20] [--json FILE]`
 """
@@ -60,6 +61,9 @@ class Timing:
     # The events part's figures read from `events_credited` alone (no views), same run.
     raw_p50_ms: float | None = None
     raw_p95_ms: float | None = None
+    # The whole answer with its parts one after the other on one connection, same run.
+    sequential_p50_ms: float | None = None
+    sequential_p95_ms: float | None = None
 
 
 def cpu_s() -> float:
@@ -151,10 +155,12 @@ def baselines(client: Client, f: ClickFilter, breakdowns: tuple[str, ...],
 
 
 def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns: tuple[str, ...]
-                    ) -> tuple[dict[str, tuple[Call, Call]], dict[str, Call]]:
-    """(events part, whole answer) of each funnel question of the dashboard for one scope, and
-    the baselines. A whole answer is asked as its route asks it: the parts that do not depend
-    on each other side by side, the events' on a connection from `side`."""
+                    ) -> tuple[dict[str, tuple[Call, Call, Call]], dict[str, Call]]:
+    """(events part, whole answer, whole answer one part after the other) of each funnel
+    question of the dashboard for one scope, and the baselines. A whole answer is asked as its
+    route asks it: the parts that do not depend on each other side by side, the events' on a
+    connection from `side`; the third is the same parts in turn on one connection (the
+    baseline of running them side by side)."""
 
     def summary_events() -> object:
         figures = funnel_events.figures(client, f)
@@ -169,7 +175,8 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
         summary = queries.summary(client, f)
         return summary, unattributed and unattributed.result(), figures.result()
 
-    asked: dict[str, tuple[Call, Call]] = {"summary figures": (summary_events, summary_whole)}
+    asked: dict[str, tuple[Call, Call, Call]] = {"summary figures": (
+        summary_events, summary_whole, lambda: (queries.summary(client, f), summary_events()))}
     for interval in ("day", "hour"):
         def events_part(interval: str = interval) -> object:
             return funnel_events.figures_by_bucket(client, f, interval)
@@ -179,7 +186,10 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
                 lambda other: funnel_events.figures_by_bucket(other, f, interval))
             return queries.timeseries(client, f, interval), by_bucket.result()
 
-        asked[f"{interval} series figures"] = (events_part, whole)
+        def in_turn(interval: str = interval, events_part: Call = events_part) -> object:
+            return queries.timeseries(client, f, interval), events_part()
+
+        asked[f"{interval} series figures"] = (events_part, whole, in_turn)
     top: dict[str, list[str]] = {}
     for by in breakdowns:
         keys = top[by] = [row.key for row in queries.breakdown(client, f, by, 20)]
@@ -190,7 +200,11 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
         def breakdown_whole(by: str = by) -> object:
             return breakdown_answer(client, side, f, by)
 
-        asked[f"top 20 {by} with figures"] = (breakdown_part, breakdown_whole)
+        def breakdown_in_turn(by: str = by) -> object:
+            rows = queries.breakdown(client, f, by, 20)
+            return rows, breakdown_events_part(client, f, by, [row.key for row in rows])
+
+        asked[f"top 20 {by} with figures"] = (breakdown_part, breakdown_whole, breakdown_in_turn)
     for cohort in funnel_events.COHORTS:
         def cohort_part(cohort: str = cohort) -> object:
             return funnel_answer(client, f, cohort)
@@ -198,19 +212,24 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
         def cohort_whole(cohort: str = cohort) -> object:
             return funnel_answer(client, f, cohort, side)
 
-        asked[f"funnel cohort={cohort}"] = (cohort_part, cohort_whole)
+        def cohort_in_turn(cohort: str = cohort, cohort_part: Call = cohort_part) -> object:
+            return queries.summary(client, f), cohort_part()
+
+        asked[f"funnel cohort={cohort}"] = (cohort_part, cohort_whole, cohort_in_turn)
     return asked, baselines(client, f, breakdowns, top)
 
 
 def timing(scope: str, question: str, events: tuple[list[float], list[float]],
            whole: tuple[list[float], list[float]],
-           raw: tuple[list[float], list[float]] | None) -> Timing:
+           raw: tuple[list[float], list[float]] | None,
+           in_turn: tuple[list[float], list[float]]) -> Timing:
     def ms(samples: list[float], share: float) -> float:
         return round(percentile(samples, share), 1)
 
     return Timing(scope, question, ms(events[0], 0.5), ms(events[0], 0.95), ms(whole[0], 0.5),
                   ms(whole[0], 0.95), len(events[0]), ms(events[1], 0.5), ms(whole[1], 0.5),
-                  ms(raw[0], 0.5) if raw else None, ms(raw[0], 0.95) if raw else None)
+                  ms(raw[0], 0.5) if raw else None, ms(raw[0], 0.95) if raw else None,
+                  ms(in_turn[0], 0.5), ms(in_turn[0], 0.95))
 
 
 def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
@@ -223,8 +242,9 @@ def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
         f"{facts['window']}; largest master IB {facts['master']}; affiliate {facts['affiliate']}.",
         "",
         "| scope | question | events part p50 | p95 | CPU | without the views p95 | ratio | "
-        "whole answer p50 | p95 | CPU | events part ≤ 100 ms | whole ≤ 100 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "whole answer p50 | p95 | CPU | parts in turn p95 | ratio | events part ≤ 100 ms | "
+        "whole ≤ 100 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for t in timings:
         raw = f"{t.raw_p95_ms:,.1f}" if t.raw_p95_ms is not None else "–"
@@ -233,7 +253,8 @@ def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {t.scope} | {t.question} | {t.events_p50_ms:,.1f} | {t.events_p95_ms:,.1f} | "
             f"{t.events_cpu_ms:,.1f} | {raw} | {ratio} | {t.whole_p50_ms:,.1f} | "
-            f"{t.whole_p95_ms:,.1f} | {t.whole_cpu_ms:,.1f} | "
+            f"{t.whole_p95_ms:,.1f} | {t.whole_cpu_ms:,.1f} | {t.sequential_p95_ms:,.1f} | "
+            f"{(t.sequential_p95_ms or 0) / t.whole_p95_ms:.1f}× | "
             f"{'yes' if t.events_p95_ms <= GOAL_P95_MS else '**no**'} | "
             f"{'yes' if t.whole_p95_ms <= GOAL_P95_MS else '**no**'} |")
     return lines
@@ -261,18 +282,20 @@ def measure(client: Client, side: SideParts, end: datetime, rounds: int, warmup:
     timings: list[Timing] = []
     for scope, (f, breakdowns) in scopes.items():
         asked, raw_calls = scope_questions(client, side, f, breakdowns)
-        for question, (events_part, whole) in asked.items():
+        for question, (events_part, whole, one_after_other) in asked.items():
             if only and only not in question:
                 continue
             events = timed(events_part, rounds, warmup)
             answers = timed(whole, rounds, warmup)
+            in_turn = timed(one_after_other, rounds, warmup)
             baseline = raw_calls.get(question)
             raw = timed(baseline, rounds, warmup) if baseline else None
-            timings.append(timing(scope, question, events, answers, raw))
+            timings.append(timing(scope, question, events, answers, raw, in_turn))
             events_data.say(f"  {scope}: {question}: events part p95 "
                             f"{timings[-1].events_p95_ms:.1f} ms"
                             + (f" (without the views {timings[-1].raw_p95_ms:.1f})" if raw else "")
-                            + f", whole answer p95 {timings[-1].whole_p95_ms:.1f} ms")
+                            + f", whole answer p95 {timings[-1].whole_p95_ms:.1f} ms"
+                            + f" (in turn {timings[-1].sequential_p95_ms:.1f})")
     facts["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return timings, facts
 
