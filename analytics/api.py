@@ -6,9 +6,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -19,10 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from analytics import dashboard, export, links, names, queries, tree
+from analytics import answers, dashboard, export, names, queries, tree
 from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse
-from analytics.commissions import figures as commission_figures
 from analytics.commissions.api import CommissionsApi
 from analytics.description import analytics_docs_routes
 from analytics.events import queries as funnel_events
@@ -36,10 +33,8 @@ from analytics.filters import (
 )
 from analytics.portal.routes import Portal
 from analytics.privacy import Privacy
-from analytics.queries import BreakdownRow, SeriesPoint, Summary
 from analytics.readiness import batcher_check, clickhouse_check
 from analytics.side import SideParts
-from edge.clock import iso_utc
 from edge.config import Settings
 from edge.errors import ClickHouseUnavailable, Forbidden, InvalidInput, InviteError
 from edge.logs import redact_url
@@ -74,47 +69,8 @@ READY_TIMEOUT_S: Final = 10.0
 ClientProvider = Callable[[], Client]
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
-NO_FIGURES: Final = funnel_events.Figures()
-ZERO: Final = Decimal(0)
 # The tree answers for a partner's subtree as a whole: includeDownline has no meaning there.
 TREE_PARAMETERS: Final = ("from", "to", "partnerId", "campaign")
-
-
-def summary_json(f: ClickFilter, summary: Summary) -> dict[str, Any]:
-    return {
-        "filter": filter_json(f),
-        "clicks": summary.clicks,
-        "humanClicks": summary.human_clicks,
-        "botClicks": summary.bot_clicks,
-        "uniqueVisitors": summary.unique_visitors,
-        "registrations": summary.registrations,
-        "conversionRate": summary.conversion_rate,
-        "suspendedClicks": summary.suspended_clicks,
-        "orphanClicks": summary.orphan_clicks,
-        "unresolvedClicks": summary.unresolved_clicks,
-    }
-
-
-def point_json(point: SeriesPoint) -> dict[str, Any]:
-    return {
-        "start": iso_utc(point.start),
-        "clicks": point.clicks,
-        "humanClicks": point.human_clicks,
-        "botClicks": point.bot_clicks,
-        "uniqueVisitors": point.unique_visitors,
-        "registrations": point.registrations,
-    }
-
-
-def breakdown_row_json(row: BreakdownRow) -> dict[str, Any]:
-    return {
-        "key": row.key,
-        "clicks": row.clicks,
-        "humanClicks": row.human_clicks,
-        "botClicks": row.bot_clicks,
-        "uniqueVisitors": row.unique_visitors,
-        "registrations": row.registrations,
-    }
 
 
 def _json_errors(endpoint: Endpoint) -> Endpoint:
@@ -179,16 +135,7 @@ class AnalyticsApi:
         viewer, f, _ = self._question(request)
 
         def question(client: Client) -> dict[str, Any]:
-            events = self._side.submit(lambda side: funnel_events.figures(side, f))
-            paid = self._side.submit(lambda side: commission_figures.total(side, f))
-            # The admin's: events no registration names yet.
-            unattributed = None if f.partner_scoped else self._side.submit(
-                lambda side: funnel_events.unattributed_events(side, f))
-            body = summary_json(f, queries.summary(client, f))
-            body.update(replace(events.result(), commissions=paid.result()).to_json())
-            if unattributed is not None:
-                body["unattributedEvents"] = unattributed.result()
-            return body
+            return answers.summary(client, self._side, f)
 
         return JSONResponse(await self._ask(viewer, f, question), headers=NO_STORE)
 
@@ -198,14 +145,7 @@ class AnalyticsApi:
         queries.check_interval(f, interval)
 
         def question(client: Client) -> list[dict[str, Any]]:
-            events = self._side.submit(
-                lambda side: funnel_events.figures_by_bucket(side, f, interval))
-            points = queries.timeseries(client, f, interval)
-            paid = commission_figures.by_bucket(client, f, interval)
-            by_bucket = events.result()
-            return [{**point_json(point), **replace(
-                by_bucket.get(bucket, NO_FIGURES), commissions=paid.get(bucket, ZERO)).to_json()}
-                    for point in points for bucket in [int(point.start.timestamp())]]
+            return answers.timeseries(client, self._side, f, interval)
 
         body = {"filter": filter_json(f), "interval": interval,
                 "points": await self._ask(viewer, f, question)}
@@ -216,32 +156,11 @@ class AnalyticsApi:
         if "by" not in extra:
             raise InvalidInput(f"by is required: one of {', '.join(queries.DIMENSIONS)}")
         by = extra["by"]
-        column = queries.dimension_column(by)
+        queries.dimension_column(by)  # a known dimension, or 400
         limit = parse_limit(extra.get("limit"))
 
         def question(client: Client) -> list[dict[str, Any]]:
-            # A dimension of few values has its figures and commissions asked for every value
-            # beside the clicks' top rows; one of many values for the top keys, once known.
-            few = column not in funnel_events.MANY_KEYS
-            events = self._side.submit(
-                lambda side: funnel_events.figures_by_key(side, f, column, None)) if few else None
-            paid = self._side.submit(lambda side: commission_figures.by_key(side, f, column, None))
-            rows = queries.breakdown(client, f, by, limit)
-            keys = [row.key for row in rows]
-            if events is None:
-                events = self._side.submit(
-                    lambda side: funnel_events.figures_by_key(side, f, column, keys))
-            # A link's partner, campaign, sub-ID and registrations come through its clicks.
-            link = links.link_columns(client, f, keys) if by == "link" else {}
-            by_key, by_key_paid = events.result(), paid.result()
-            beside = {key: {**link.get(key, {}), **replace(
-                by_key.get(key, NO_FIGURES), commissions=by_key_paid.get(key, ZERO)).to_json()}
-                for key in keys}
-            if by == "partner":
-                named = names.names(client, keys)
-                for key in keys:
-                    beside[key]["name"] = named.get(key)
-            return [{**breakdown_row_json(row), **beside[row.key]} for row in rows]
+            return answers.breakdown(client, self._side, f, by, limit)
 
         body = {"filter": filter_json(f), "by": by, "limit": limit,
                 "rows": await self._ask(viewer, f, question)}
@@ -256,20 +175,7 @@ class AnalyticsApi:
             )
 
         def question(client: Client) -> list[dict[str, Any]]:
-            if cohort == "clicks":
-                followed = self._side.submit(lambda side: funnel_events.clicks_cohort(side, f))
-                summary = queries.summary(client, f)
-                registrations, kyc, ftd, active = followed.result()
-            else:
-                events = self._side.submit(lambda side: funnel_events.figures(side, f))
-                summary = queries.summary(client, f)
-                figures = events.result()
-                registrations, kyc, ftd, active = (
-                    summary.registrations, figures.kyc_approved, figures.first_deposits,
-                    figures.active_traders,
-                )
-            counts = [summary.unique_visitors, registrations, kyc, ftd, active]
-            return [step.to_json() for step in funnel_events.steps(counts)]
+            return answers.funnel(client, self._side, f, cohort)
 
         body = {"filter": filter_json(f), "cohort": cohort,
                 "steps": await self._ask(viewer, f, question)}

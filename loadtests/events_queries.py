@@ -6,9 +6,10 @@ Each question is asked the way `analytics/api.py` asks it, twice: the **events p
 funnel events add: `analytics.events.queries.figures`, `unattributed_events`,
 `figures_by_bucket`, `figures_by_key` for the keys the clicks' breakdown returned (by `code`
 for the links, beside `analytics.links.link_columns`: their partners and registrations),
-`clicks_cohort`), and the **whole answer** the route computes (the parts that do not depend on
-each other side by side, on two connections), beside the same parts one after the other on one
-connection (the baseline of running them side by side, same run). Scopes: everyone (the admin),
+`clicks_cohort`), and the **whole answer** the route computes (`analytics.answers`: the parts
+that do not depend on each other side by side, on two connections, commissions included),
+beside the same parts one after the other on one connection (the baseline of running them side
+by side, same run). Scopes: everyone (the admin),
 the largest master IB with its downline, one affiliate; the default window (the last 30 days).
 `--rounds` timed runs after `--warmup` untimed ones; p95 is the nearest rank (ms). CPU is the
 median CPU time the process spent per run (ms, all of the engine's threads).
@@ -31,8 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from analytics import links, names, queries
+from analytics import answers, links, names, queries
 from analytics.clickhouse import Client, open_clickhouse
+from analytics.commissions import figures as commission_figures
 from analytics.events import queries as funnel_events
 from analytics.filters import ClickFilter
 from analytics.schema import migrate
@@ -96,37 +98,11 @@ def breakdown_events_part(client: Client, f: ClickFilter, by: str, keys: list[st
     return found
 
 
-def breakdown_answer(client: Client, side: SideParts, f: ClickFilter, by: str) -> object:
-    """api.breakdown's whole answer as the route asks it: a dimension of few values has its
-    figures asked for every value beside the clicks' top rows, one of many values for the top
-    keys once known (on another connection, beside the link columns or the names)."""
-    column = queries.dimension_column(by)
-    events = (side.submit(lambda other: funnel_events.figures_by_key(other, f, column, None))
-              if column not in funnel_events.MANY_KEYS else None)
-    rows = queries.breakdown(client, f, by, 20)
-    keys = [row.key for row in rows]
-    if events is None:
-        events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys))
-    if by == "link":
-        links.link_columns(client, f, keys)
-    if by == "partner":
-        names.names(client, keys)
-    return rows, events.result()
-
-
-def funnel_answer(client: Client, f: ClickFilter, cohort: str,
-                  side: SideParts | None = None) -> object:
-    """api.funnel: the cohort's steps; with `side`, the whole answer as the route asks it: the
-    clicks' summary (visitors, registrations) beside the cohort's steps on another connection."""
-    def steps(other: Client) -> object:
-        if cohort == "clicks":
-            return funnel_events.clicks_cohort(other, f)
-        return funnel_events.figures(other, f)
-
-    if side is None:
-        return steps(client)
-    later = side.submit(steps)
-    return queries.summary(client, f), later.result()
+def cohort_steps(client: Client, f: ClickFilter, cohort: str) -> object:
+    """What api.funnel adds to the clicks' summary: the cohort's steps."""
+    if cohort == "clicks":
+        return funnel_events.clicks_cohort(client, f)
+    return funnel_events.figures(client, f)
 
 
 def raw_figures(client: Client, f: ClickFilter, key: str = "''", interval: str | None = None,
@@ -168,26 +144,20 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
             return figures, funnel_events.unattributed_events(client, f)
         return figures
 
-    def summary_whole() -> object:
-        figures = side.submit(lambda other: funnel_events.figures(other, f))
-        unattributed = None if f.partner_scoped else side.submit(
-            lambda other: funnel_events.unattributed_events(other, f))
-        summary = queries.summary(client, f)
-        return summary, unattributed and unattributed.result(), figures.result()
-
     asked: dict[str, tuple[Call, Call, Call]] = {"summary figures": (
-        summary_events, summary_whole, lambda: (queries.summary(client, f), summary_events()))}
+        summary_events, lambda: answers.summary(client, side, f),
+        lambda: (queries.summary(client, f), summary_events(),
+                 commission_figures.total(client, f)))}
     for interval in ("day", "hour"):
         def events_part(interval: str = interval) -> object:
             return funnel_events.figures_by_bucket(client, f, interval)
 
         def whole(interval: str = interval) -> object:
-            by_bucket = side.submit(
-                lambda other: funnel_events.figures_by_bucket(other, f, interval))
-            return queries.timeseries(client, f, interval), by_bucket.result()
+            return answers.timeseries(client, side, f, interval)
 
         def in_turn(interval: str = interval, events_part: Call = events_part) -> object:
-            return queries.timeseries(client, f, interval), events_part()
+            return (queries.timeseries(client, f, interval), events_part(),
+                    commission_figures.by_bucket(client, f, interval))
 
         asked[f"{interval} series figures"] = (events_part, whole, in_turn)
     top: dict[str, list[str]] = {}
@@ -198,19 +168,21 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
             return breakdown_events_part(client, f, by, keys)
 
         def breakdown_whole(by: str = by) -> object:
-            return breakdown_answer(client, side, f, by)
+            return answers.breakdown(client, side, f, by, 20)
 
         def breakdown_in_turn(by: str = by) -> object:
             rows = queries.breakdown(client, f, by, 20)
-            return rows, breakdown_events_part(client, f, by, [row.key for row in rows])
+            keys = [row.key for row in rows]
+            return (rows, breakdown_events_part(client, f, by, keys),
+                    commission_figures.by_key(client, f, queries.dimension_column(by), keys))
 
         asked[f"top 20 {by} with figures"] = (breakdown_part, breakdown_whole, breakdown_in_turn)
     for cohort in funnel_events.COHORTS:
         def cohort_part(cohort: str = cohort) -> object:
-            return funnel_answer(client, f, cohort)
+            return cohort_steps(client, f, cohort)
 
         def cohort_whole(cohort: str = cohort) -> object:
-            return funnel_answer(client, f, cohort, side)
+            return answers.funnel(client, side, f, cohort)
 
         def cohort_in_turn(cohort: str = cohort, cohort_part: Call = cohort_part) -> object:
             return queries.summary(client, f), cohort_part()

@@ -1,0 +1,126 @@
+"""The dashboard's answers as the API gives them: each question's clicks on the shared client,
+its funnel events and commissions beside them on connections of their own (analytics.side), the
+JSON of every row. The benchmark (loadtests/events_queries.py) times these same functions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, Final
+
+from clickhouse_connect.driver.client import Client
+
+from analytics import links, names, queries
+from analytics.commissions import figures as commission_figures
+from analytics.events import queries as funnel_events
+from analytics.filters import ClickFilter, filter_json
+from analytics.queries import BreakdownRow, SeriesPoint, Summary
+from analytics.side import SideParts
+from edge.clock import iso_utc
+
+NO_FIGURES: Final = funnel_events.Figures()
+ZERO: Final = Decimal(0)
+
+
+def summary_json(f: ClickFilter, summary: Summary) -> dict[str, Any]:
+    return {
+        "filter": filter_json(f),
+        "clicks": summary.clicks,
+        "humanClicks": summary.human_clicks,
+        "botClicks": summary.bot_clicks,
+        "uniqueVisitors": summary.unique_visitors,
+        "registrations": summary.registrations,
+        "conversionRate": summary.conversion_rate,
+        "suspendedClicks": summary.suspended_clicks,
+        "orphanClicks": summary.orphan_clicks,
+        "unresolvedClicks": summary.unresolved_clicks,
+    }
+
+
+def point_json(point: SeriesPoint) -> dict[str, Any]:
+    return {
+        "start": iso_utc(point.start),
+        "clicks": point.clicks,
+        "humanClicks": point.human_clicks,
+        "botClicks": point.bot_clicks,
+        "uniqueVisitors": point.unique_visitors,
+        "registrations": point.registrations,
+    }
+
+
+def breakdown_row_json(row: BreakdownRow) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "clicks": row.clicks,
+        "humanClicks": row.human_clicks,
+        "botClicks": row.bot_clicks,
+        "uniqueVisitors": row.unique_visitors,
+        "registrations": row.registrations,
+    }
+
+
+def summary(client: Client, side: SideParts, f: ClickFilter) -> dict[str, Any]:
+    events = side.submit(lambda other: funnel_events.figures(other, f))
+    paid = side.submit(lambda other: commission_figures.total(other, f))
+    # The admin's: events no registration names yet.
+    unattributed = None if f.partner_scoped else side.submit(
+        lambda other: funnel_events.unattributed_events(other, f))
+    body = summary_json(f, queries.summary(client, f))
+    body.update(replace(events.result(), commissions=paid.result()).to_json())
+    if unattributed is not None:
+        body["unattributedEvents"] = unattributed.result()
+    return body
+
+
+def timeseries(client: Client, side: SideParts, f: ClickFilter,
+               interval: str) -> list[dict[str, Any]]:
+    events = side.submit(lambda other: funnel_events.figures_by_bucket(other, f, interval))
+    points = queries.timeseries(client, f, interval)
+    paid = commission_figures.by_bucket(client, f, interval)
+    by_bucket = events.result()
+    return [{**point_json(point), **replace(
+        by_bucket.get(bucket, NO_FIGURES), commissions=paid.get(bucket, ZERO)).to_json()}
+        for point in points for bucket in [int(point.start.timestamp())]]
+
+
+def breakdown(client: Client, side: SideParts, f: ClickFilter, by: str,
+              limit: int) -> list[dict[str, Any]]:
+    """A dimension of few values has its figures and commissions asked for every value beside
+    the clicks' top rows; one of many values (partners, link codes) for the top keys, once
+    known."""
+    column = queries.dimension_column(by)
+    events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, None)) \
+        if column not in funnel_events.MANY_KEYS else None
+    paid = side.submit(lambda other: commission_figures.by_key(other, f, column, None))
+    rows = queries.breakdown(client, f, by, limit)
+    keys = [row.key for row in rows]
+    if events is None:
+        events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys))
+    # A link's partner, campaign, sub-ID and registrations come through its clicks.
+    link = links.link_columns(client, f, keys) if by == "link" else {}
+    by_key, by_key_paid = events.result(), paid.result()
+    beside = {key: {**link.get(key, {}), **replace(
+        by_key.get(key, NO_FIGURES), commissions=by_key_paid.get(key, ZERO)).to_json()}
+        for key in keys}
+    if by == "partner":
+        named = names.names(client, keys)
+        for key in keys:
+            beside[key]["name"] = named.get(key)
+    return [{**breakdown_row_json(row), **beside[row.key]} for row in rows]
+
+
+def funnel(client: Client, side: SideParts, f: ClickFilter, cohort: str) -> list[dict[str, Any]]:
+    if cohort == "clicks":
+        followed = side.submit(lambda other: funnel_events.clicks_cohort(other, f))
+        clicked = queries.summary(client, f)
+        registrations, kyc, ftd, active = followed.result()
+    else:
+        events = side.submit(lambda other: funnel_events.figures(other, f))
+        clicked = queries.summary(client, f)
+        figures = events.result()
+        registrations, kyc, ftd, active = (
+            clicked.registrations, figures.kyc_approved, figures.first_deposits,
+            figures.active_traders,
+        )
+    counts = [clicked.unique_visitors, registrations, kyc, ftd, active]
+    return [step.to_json() for step in funnel_events.steps(counts)]
