@@ -66,7 +66,7 @@ def registrations_query(f: ClickFilter, partners: Sequence[str], codes: Sequence
         f"INNER JOIN ({registered}) AS r ON k.click_id = r.click "
         "WHERE k.partner_id IN {partners:Array(String)} AND k.code IN {codes:Array(String)} "
         "AND k.ts >= bounds.1 AND k.ts <= bounds.2 "
-        f"GROUP BY k.code{QUERY_SETTINGS}, enable_join_runtime_filters = 1"
+        f"GROUP BY k.code{QUERY_SETTINGS}"
     )
     return Query(sql, {**parameters, "partners": list(partners), "codes": list(codes),
                        "latest": LATEST})

@@ -196,9 +196,9 @@ def clicks_cohort_query(f: ClickFilter) -> Query:
     those users how many were ever approved, deposited and traded (up to now).
 
     The registered users are read once, as the right side of a join with each user's live
-    events (`events_by_user`): the engine then filters the left side by their ids (a runtime
-    filter, by the primary key when there are few of them), and a user without an event still
-    counts as registered. (An `IN` of the users beside their count read `conversions` twice.)"""
+    events (`events_by_user`): the engine then filters the left side by their ids as it reads it
+    (its join runtime filter), and a user without an event still counts as registered. (An
+    `IN` of the users beside their count read `conversions` twice.)"""
     conditions, parameters = partner_conditions(f)
     clicked = "UUIDv7ToDateTime(toUUIDOrZero(click_id))"
     where = " AND ".join([
@@ -217,8 +217,7 @@ def clicks_cohort_query(f: ClickFilter) -> Query:
     )
     sql = (
         "SELECT count(), countIf(kyc > 0), countIf(ftd > 0), countIf(trades > 0) "
-        f"FROM ({per_user}){QUERY_SETTINGS}, enable_join_runtime_filters = 1, "
-        "enable_join_runtime_filters_index_analysis = 1"
+        f"FROM ({per_user}){QUERY_SETTINGS}"
     )
     return Query(sql, parameters)
 
