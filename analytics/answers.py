@@ -86,20 +86,26 @@ def timeseries(client: Client, side: SideParts, f: ClickFilter,
 def breakdown(client: Client, side: SideParts, f: ClickFilter, by: str,
               limit: int) -> list[dict[str, Any]]:
     """A dimension of few values has its figures and commissions asked for every value beside
-    the clicks' top rows; one of many values (partners, link codes) for the top keys, once
-    known."""
+    the clicks' top rows; one of many values (partners, link codes) for its top keys, beside
+    their visitors as soon as the keys are known (and so are a link's partner, campaign, sub-ID
+    and registrations)."""
     column = queries.dimension_column(by)
+    paid = side.submit(lambda other: commission_figures.by_key(other, f, column, None))
     events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, None)) \
         if column not in funnel_events.MANY_KEYS else None
-    paid = side.submit(lambda other: commission_figures.by_key(other, f, column, None))
-    rows = queries.breakdown(client, f, by, limit)
+    top = queries.breakdown_keys(client, f, by, limit)
+    if events is None and top is not None:
+        events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, top))
+    # A link's partner, campaign, sub-ID and registrations come through its clicks.
+    link = side.submit(lambda other: links.link_columns(other, f, top)) \
+        if by == "link" and top is not None else None
+    rows = queries.breakdown(client, f, by, limit, top)
     keys = [row.key for row in rows]
     if events is None:
         events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys))
-    # A link's partner, campaign, sub-ID and registrations come through its clicks.
-    link = links.link_columns(client, f, keys) if by == "link" else {}
+    link_of = link.result() if link is not None else {}
     by_key, by_key_paid = events.result(), paid.result()
-    beside = {key: {**link.get(key, {}), **replace(
+    beside = {key: {**link_of.get(key, {}), **replace(
         by_key.get(key, NO_FIGURES), commissions=by_key_paid.get(key, ZERO)).to_json()}
         for key in keys}
     if by == "partner":

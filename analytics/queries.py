@@ -280,9 +280,21 @@ def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) 
     )
 
 
-def breakdown(client: Client, f: ClickFilter, by: str, limit: int) -> list[BreakdownRow]:
-    if dimension_column(by) in MANY_KEYS:
-        keys = [str(row[0]) for row in rows(client, breakdown_top_query(f, by, limit))]
+def breakdown_keys(client: Client, f: ClickFilter, by: str, limit: int) -> list[str] | None:
+    """The top keys of a dimension of many values, found by counts alone (what else a question
+    asks of them can start then); None for the others, whose top rows come with their visitors
+    in one statement."""
+    if dimension_column(by) not in MANY_KEYS:
+        return None
+    return [str(row[0]) for row in rows(client, breakdown_top_query(f, by, limit))]
+
+
+def breakdown(client: Client, f: ClickFilter, by: str, limit: int,
+              keys: Sequence[str] | None = None) -> list[BreakdownRow]:
+    """The top rows of a dimension; `keys`: its top keys as breakdown_keys found them."""
+    if keys is None:
+        keys = breakdown_keys(client, f, by, limit)
+    if keys is not None:
         found = rows(client, breakdown_query(f, by, keys)) if keys else []
     else:
         found = rows(client, breakdown_ranked_query(f, by, limit))

@@ -6,8 +6,9 @@ the partner, ancestors, campaign and click dimensions of the user's registration
 
 Per registered user, drawn from hashes of its index: an account (70%), KYC (70% of those), a
 first deposit (half of those: 24.5% of the users) and more deposits with a Pareto tail,
-withdrawals for 40% of the depositors, and trades for 80% of them, their count Pareto-distributed
-(a few traders make tens of thousands) and scaled so that the events add up to the target.
+withdrawals for 40% of the depositors, and trades for 80% of them: a rate per day of the days
+they trade (from the first deposit to their last event, up to 60 days), Pareto-distributed (a few
+traders make tens of thousands), scaled so that the events add up to the target.
 Times follow each other (registration, account, KYC, deposits, trades) up to now. 0.4% of the
 deposits and trades are reversed (a `reversal` event; the credited row keeps `reversed = 1`, and
 the FTD is the earliest deposit not reversed). 2,000 users without a registration have events
@@ -111,6 +112,9 @@ SELECT *, toString(10000000 + uidx) AS account,
         AS t_last
 FROM bench.base
 """  # noqa: S608
+# A trader's days between its first deposit and its last event: its trades are a rate per day of
+# them (a trader who first deposited an hour ago has traded for an hour, not for weeks).
+_ACTIVE_DAYS: Final = "(dateDiff('millisecond', t_deposit, t_last) / 86400000.)"
 # The events of one chunk of users into bench.staging. `n` numbers each user's events of a kind.
 _EVENT_TS = ("{start} + toIntervalMillisecond(toUInt64((cityHash64(uidx, n, {salt}) % 1000000) "
              "/ 1000000. * greatest(1, dateDiff('millisecond', {start}, t_last))))")
@@ -145,7 +149,8 @@ _STAGE = {
         FROM (SELECT *, round(toDecimal128(least(50., 0.01 + 0.1 * pow(1 - (cityHash64(uidx, 42)
                   % 1000000) / 1000000., -1 / 1.5)), 8), 2) AS lots
               FROM bench.users WHERE {{chunk}} AND trade_weight > 0)
-        ARRAY JOIN range(toUInt32(round(trade_weight * {{per_weight:Float64}}))) AS n""",  # noqa: S608
+        ARRAY JOIN range(toUInt32(round(trade_weight * {_ACTIVE_DAYS}
+                                        * {{per_weight:Float64}}))) AS n""",  # noqa: S608
 }
 _REVERSALS = """
 INSERT INTO bench.staging
@@ -219,7 +224,7 @@ def generate_clicks(client: Client, clicks: int, days: int, end: datetime) -> No
 def generate_events(client: Client, days: int, end: datetime, events: int) -> None:
     """The registered users' events (and those of UNKNOWN_USERS), in both tables, from scratch."""
     started = time.perf_counter()
-    for table in ("events", "events_credited"):
+    for table in ("events", "events_credited", *ROLLUP_TABLES):  # the views' too: they add up
         client.command(f"TRUNCATE TABLE invite.{table}")
     client.command("CREATE DATABASE IF NOT EXISTS bench")
     for table in ("base", "users", "staging"):
@@ -244,10 +249,11 @@ def generate_events(client: Client, days: int, end: datetime, events: int) -> No
 
 
 def _per_weight(client: Client, target: int) -> float:
-    """Trades per unit of trade weight, so that all events add up to `target`."""
+    """Trades per unit of trade weight and active day, so that all events add up to `target`."""
     others = scalar(client, "SELECT sum(has_account + has_kyc + deposits + withdrawals) "
                             "FROM bench.users")
-    weight = float(client.query("SELECT sum(trade_weight) FROM bench.users").result_rows[0][0])
+    weight = float(client.query(f"SELECT sum(trade_weight * {_ACTIVE_DAYS}) FROM bench.users"
+                                ).result_rows[0][0])
     trades = max(0, int((target - others) / 1.004))  # reversals add 0.4% of deposits and trades
     return trades / weight if weight else 0.0
 
