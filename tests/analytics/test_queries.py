@@ -138,6 +138,22 @@ def test_ranges_not_on_hour_or_day_boundaries_count_to_the_millisecond(
     assert sum(r.clicks for r in queries.breakdown(clickhouse, f, "campaign", 5)) == 6
 
 
+def test_top_keys_found_first_give_the_same_rows(clickhouse: Client) -> None:
+    insert_clicks(clickhouse, [
+        click(TREE.leaf), click(TREE.leaf), click(TREE.leaf, visitor_id="ann"),
+        click(TREE.leaf, visitor_id="ann"), click(TREE.sub), click(TREE.other, **BOT),
+    ])
+
+    top = queries.breakdown_keys(clickhouse, ONE_DAY, "partner", 2)
+
+    assert top == [TREE.leaf, TREE.sub]  # people first: the bot's partner is not in the top two
+    assert queries.breakdown(clickhouse, ONE_DAY, "partner", 2, top) == queries.breakdown(
+        clickhouse, ONE_DAY, "partner", 2)
+    assert queries.breakdown(clickhouse, ONE_DAY, "partner", 2, top)[0].unique_visitors == 3
+    assert queries.breakdown_keys(clickhouse, ONE_DAY, "country", 2) is None  # few values
+    assert queries.breakdown(clickhouse, ONE_DAY, "partner", 2, []) == []
+
+
 def test_a_visitor_seen_in_the_views_and_in_the_raw_edge_counts_once(clickhouse: Client) -> None:
     insert_clicks(clickhouse, [
         click(at=DAY + hours(2), visitor_id="ann"),   # a whole hour and day: from the views
