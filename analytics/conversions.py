@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
+from analytics import registration_codes
 from analytics.insert import InsertOutcome, Table, insert_bisecting
 from edge.errors import BadEvent
 from edge.streams import decode_payload
@@ -81,9 +82,13 @@ def insert_conversions(
 ) -> InsertOutcome:
     """Insert the rows; a retry carries the same token and is dropped by ClickHouse. A
     conversion recorded twice has one `event_id`, and `conversions` (a ReplacingMergeTree on
-    it) keeps the latest, which the queries read FINAL."""
+    it) keeps the latest, which the queries read FINAL. Then the link codes of the
+    registrations' clicks are stored (analytics.registration_codes)."""
     outcome = InsertOutcome()
     insert_bisecting(
         client, CONVERSIONS_TABLE, lines, keys, list(range(len(lines))), token_prefix, outcome
     )
+    refused = {index for index, _ in outcome.refused}
+    registration_codes.fill_batch(
+        client, [event_id for index, event_id in enumerate(event_ids) if index not in refused])
     return outcome

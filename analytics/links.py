@@ -2,27 +2,28 @@
 recorded them) and the registrations that came through its clicks. (Its funnel figures are the
 credited events' by `code`, like any other key's.)
 
-Registrations know the click that brought the user (`click_id`), not its code: the codes of those
-clicks are looked up in `clicks` within the links' own partners (primary-key ranges) and the time
-their clicks span, so the lookup stays small.
+Registrations know the click that brought the user (`click_id`), not its code: the batcher looks
+it up once and stores it (analytics/registration_codes.py). The registrations it has not stored
+(their click was not in `clicks` yet) are looked up in `clicks` at the question, within the links'
+own partners (primary-key ranges) and the time their clicks span.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
+from analytics import registration_codes
 from analytics.filters import ClickFilter
 from analytics.queries import QUERY_SETTINGS, Query, rows
 from analytics.rollups import raw_where
 from analytics.schema import DATABASE
 
 LAST_DAY: Final = timedelta(days=1)
-LATEST: Final = datetime(2286, 1, 1, tzinfo=UTC)  # past any time a DateTime64(3) column holds
 
 
 @dataclass(frozen=True)
@@ -44,32 +45,33 @@ def details_query(f: ClickFilter, codes: Sequence[str]) -> Query:
 
 
 def registrations_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
-    """Registrations in the range within the partners, per code of the click that brought them.
-
-    Their clicks are looked up in one statement: the partners' clicks of those codes between the
-    earliest and the latest registration click (a click id holds its millisecond, UUIDv7; with ids
-    of another kind, from 1970: slower, still right), joined to the registrations on the id (the
-    engine filters the clicks by the registrations' ids as it reads them). Unmerged copies of a
-    click match once each, so registrations are counted by their event id."""
-    where, parameters = raw_where(
-        f, "event_type = 'registration'", "click_id != ''", "partner_id IN {partners:Array(String)}"
-    )
-    registered = (f"SELECT toUUIDOrZero(click_id) AS click, event_id FROM {DATABASE}.conversions "  # noqa: S608
-                  f"FINAL WHERE {where}")
-    # UUIDv7ToDateTime gives 1970 for any other id: then up to the last time a click can have.
-    clicked = "UUIDv7ToDateTime(click, 'UTC')"
-    latest = (f"if({clicked} = toDateTime64(0, 3, 'UTC'), {{latest:DateTime64(3, 'UTC')}}, "
-              f"{clicked})")
+    """Registrations in the range within the partners, per code of the click that brought them,
+    as `registration_codes` knows them; and how many it does not know yet (code '', last
+    column 1), for missing_query."""
+    where, parameters = raw_where(f, "partner_id IN {partners:Array(String)}")
+    found = registration_codes.registered(where)
     sql = (
-        f"WITH (SELECT (min({clicked}), max({latest})) FROM ({registered})) AS bounds "  # noqa: S608
-        f"SELECT k.code, uniqExact(r.event_id) FROM {DATABASE}.clicks AS k "
-        f"INNER JOIN ({registered}) AS r ON k.click_id = r.click "
-        "WHERE k.partner_id IN {partners:Array(String)} AND k.code IN {codes:Array(String)} "
-        "AND k.ts >= bounds.1 AND k.ts <= bounds.2 "
-        f"GROUP BY k.code{QUERY_SETTINGS}"
+        "SELECT c.code, uniqExact(r.event_id), c.event_id = '' AS missing "  # noqa: S608
+        f"FROM ({found}) AS r LEFT JOIN (SELECT event_id, code FROM "
+        f"{DATABASE}.{registration_codes.TABLE}) AS c ON r.event_id = c.event_id "
+        "WHERE c.code IN {codes:Array(String)} OR c.event_id = '' "
+        f"GROUP BY c.code, missing{QUERY_SETTINGS}"
     )
-    return Query(sql, {**parameters, "partners": list(partners), "codes": list(codes),
-                       "latest": LATEST})
+    return Query(sql, {**parameters, "partners": list(partners), "codes": list(codes)})
+
+
+def missing_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
+    """The registrations registration_codes does not know, their clicks looked up in `clicks`:
+    the partners' clicks between the earliest and the latest of them (a click id holds its
+    millisecond, UUIDv7), joined on the id (the engine filters the clicks by the registrations'
+    ids as it reads them). Unmerged copies of a click match once each: counted by event id."""
+    where, parameters = raw_where(
+        f, "partner_id IN {partners:Array(String)}",
+        f"event_id NOT IN (SELECT event_id FROM {DATABASE}.{registration_codes.TABLE})")  # noqa: S608
+    looked_up = registration_codes.codes_of(
+        registration_codes.registered(where), "{partners:Array(String)}", "{codes:Array(String)}")
+    sql = f"SELECT code, count() FROM ({looked_up}) GROUP BY code{QUERY_SETTINGS}"  # noqa: S608
+    return Query(sql, {**parameters, "partners": list(partners), "codes": list(codes)})
 
 
 def registrations(client: Client, f: ClickFilter, partners: Sequence[str],
@@ -77,7 +79,17 @@ def registrations(client: Client, f: ClickFilter, partners: Sequence[str],
     """Registrations in the range per code of the click that brought them."""
     if not partners or not codes:
         return {}
-    return {str(code): int(n) for code, n in rows(client, registrations_query(f, partners, codes))}
+    counted: dict[str, int] = {}
+    missing = 0
+    for code, n, unknown in rows(client, registrations_query(f, partners, codes)):
+        if unknown:
+            missing = int(n)
+        else:
+            counted[str(code)] = int(n)
+    if missing:
+        for code, n in rows(client, missing_query(f, partners, codes)):
+            counted[str(code)] = counted.get(str(code), 0) + int(n)
+    return counted
 
 
 def link_columns(client: Client, f: ClickFilter, codes: Sequence[str]) -> dict[str, dict[str, Any]]:

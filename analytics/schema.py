@@ -14,6 +14,7 @@ from analytics.events.schema import (
     MIGRATION_11_EVENTS,
     MIGRATION_12_EVENTS,
 )
+from analytics.registration_codes import MIGRATION_13
 
 log = logging.getLogger("invite.schema")
 
@@ -500,6 +501,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "funnel events by hour, by day and by user", MIGRATION_11_EVENTS),
     # Run it with the batchers stopped (events_credited is copied, then swapped); rerunnable.
     Migration(12, "events_credited.code: funnel figures by link", MIGRATION_12_EVENTS),
+    # The batcher fills it from now on; the registrations before are looked up once here.
+    Migration(13, "registration_codes: the link code of every registration click",
+              MIGRATION_13),
 )
 
 

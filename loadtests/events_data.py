@@ -1,6 +1,7 @@
 """The data of part 3 of `make bench-events`, generated inside ClickHouse: 10M clicks (the
 generator of `loadtests.bench_queries`: 5,000 partners in a three-level IB forest), 200,000
-registered users in `invite.conversions`, and about 5M funnel events with a long tail, written
+registered users in `invite.conversions` (the codes of their clicks stored, as the batcher stores
+them), and about 5M funnel events with a long tail, written
 to `invite.events` and to `invite.events_credited` as crediting writes them (sign 1 rows with
 the partner, ancestors, campaign and click dimensions of the user's registration).
 
@@ -23,6 +24,7 @@ import time
 from datetime import datetime
 from typing import Final
 
+from analytics import registration_codes
 from analytics.clickhouse import Client
 from analytics.events.schema import ROLLUP_TABLES
 from loadtests import bench_queries
@@ -215,8 +217,10 @@ def generate_clicks(client: Client, clicks: int, days: int, end: datetime) -> No
     if registered < USERS:
         client.command(_TOP_UP, parameters={"missing": USERS - registered})
     registered = scalar(client, "SELECT count() FROM invite.conversions")
-    say(f"{registered:,} registered users; merging the clicks, adding their live tail "
-        f"({time.perf_counter() - started:.0f} s so far)")
+    # What the conversions' batcher stores as it writes registrations: their clicks' codes.
+    client.command(registration_codes.fill_statement("1"))
+    say(f"{registered:,} registered users, the codes of their clicks stored; merging the clicks, "
+        f"adding their live tail ({time.perf_counter() - started:.0f} s so far)")
     bench_queries.merge(client)
     bench_queries.add_live_tail(client, end)
 
@@ -252,8 +256,8 @@ def _per_weight(client: Client, target: int) -> float:
     """Trades per unit of trade weight and active day, so that all events add up to `target`."""
     others = scalar(client, "SELECT sum(has_account + has_kyc + deposits + withdrawals) "
                             "FROM bench.users")
-    weight = float(client.query(f"SELECT sum(trade_weight * {_ACTIVE_DAYS}) FROM bench.users"
-                                ).result_rows[0][0])
+    weighted = f"SELECT sum(trade_weight * {_ACTIVE_DAYS}) FROM bench.users"  # noqa: S608
+    weight = float(client.query(weighted).result_rows[0][0])
     trades = max(0, int((target - others) / 1.004))  # reversals add 0.4% of deposits and trades
     return trades / weight if weight else 0.0
 

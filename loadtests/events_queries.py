@@ -10,11 +10,15 @@ for the links, beside `analytics.links.link_columns`: their partners and registr
 that do not depend on each other side by side, on two connections, commissions included),
 beside the same parts one after the other on one connection (the baseline of running them side
 by side, same run). Scopes: everyone (the admin),
-the largest master IB with its downline, one affiliate; the default window (the last 30 days).
+the largest master IB with its downline, one affiliate. The window is the dashboard's default
+view (its "30d" preset: today and the 29 days before, whole UTC days, as the dashboard asks them:
+`from` and `to` as dates); `--window rolling` asks the API's default instead (the 30 days up to
+the millisecond of now, which no dashboard view asks: partial hours and days at both ends).
 `--rounds` timed runs after `--warmup` untimed ones; p95 is the nearest rank (ms). CPU is the
 median CPU time the process spent per run (ms, all of the engine's threads).
 
-`python -m loadtests.events_queries [--data-dir DIR] [--rounds 20] [--json FILE]`
+`python -m loadtests.events_queries [--data-dir DIR] [--rounds 20] [--window dashboard|rolling]
+[--json FILE]`
 """
 
 from __future__ import annotations
@@ -232,9 +236,17 @@ def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
     return lines
 
 
+def dashboard_window(now: datetime) -> ClickFilter:
+    """What the dashboard asks by default (analytics/dashboard/period.js, preset "30d"): `from`
+    29 days before today, `to` today, read as the API reads dates (to: the end of that day)."""
+    today = now.astimezone(UTC)
+    start = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=29)
+    return ClickFilter(start=start, end=start + timedelta(days=30))
+
+
 def measure(client: Client, side: SideParts, end: datetime, rounds: int, warmup: int,
-            only: str | None) -> tuple[list[Timing], dict[str, Any]]:
-    window = ClickFilter.last(end + timedelta(seconds=1))
+            only: str | None, rolling: bool = False) -> tuple[list[Timing], dict[str, Any]]:
+    window = ClickFilter.last(end + timedelta(seconds=1)) if rolling else dashboard_window(end)
     master = client.query(bench_queries._LARGEST_MASTER,
                           parameters={"start": window.start}).result_rows[0][0]
     affiliate = client.query(bench_queries._BIGGEST_AFFILIATE,
@@ -249,7 +261,8 @@ def measure(client: Client, side: SideParts, end: datetime, rounds: int, warmup:
     }
     facts: dict[str, Any] = {
         **events_data.describe(client), "master": master, "affiliate": affiliate,
-        "window": f"{window.start:%Y-%m-%d %H:%M}..{window.end:%Y-%m-%d %H:%M} UTC (30 days)",
+        "window": f"{window.start:%Y-%m-%d %H:%M}..{window.end:%Y-%m-%d %H:%M} UTC (30 days, "
+                  + ("the API's default: up to now)" if rolling else "the dashboard's 30d view)"),
     }
     timings: list[Timing] = []
     for scope, (f, breakdowns) in scopes.items():
@@ -284,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the data here; what it holds already is reused")
     parser.add_argument("--new-events", action="store_true",
                         help="generate the events again (keeping the clicks of --data-dir)")
+    parser.add_argument("--window", choices=("dashboard", "rolling"), default="dashboard",
+                        help="the dashboard's 30-day view of whole days (default), or the API's "
+                        "default window: the 30 days up to now")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args(argv)
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-events-queries-"))
@@ -307,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             events_data.generate_events(client, args.days, end, args.events)
         events_data.say(f"timing {args.rounds} rounds per question and part")
-        timings, facts = measure(client, side, end, args.rounds, args.warmup, args.only)
+        timings, facts = measure(client, side, end, args.rounds, args.warmup, args.only,
+                                 rolling=args.window == "rolling")
         print("\n".join(report(timings, facts)))
         if args.json:
             args.json.write_text(json.dumps(

@@ -21,8 +21,8 @@ CHROME_WINDOWS = (
     "Chrome/120.0.0.0 Safari/537.36"
 )
 STREAM = "invite:clicks"
-TABLES = ("clicks", "conversions", "partners", "events", "events_credited", "commissions",
-          *(view.table for view in CLICK_VIEWS), *EVENT_ROLLUP_TABLES)
+TABLES = ("clicks", "conversions", "registration_codes", "partners", "events", "events_credited",
+          "commissions", *(view.table for view in CLICK_VIEWS), *EVENT_ROLLUP_TABLES)
 
 
 @pytest.fixture(scope="session")
