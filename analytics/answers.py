@@ -103,6 +103,8 @@ def breakdown(client: Client, side: SideParts, f: ClickFilter, by: str,
     keys = [row.key for row in rows]
     if events is None:
         events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys))
+    if by == "link" and link is None:
+        link = side.submit(lambda other: links.link_columns(other, f, keys))
     link_of = link.result() if link is not None else {}
     by_key, by_key_paid = events.result(), paid.result()
     beside = {key: {**link_of.get(key, {}), **replace(

@@ -283,8 +283,10 @@ def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) 
 def breakdown_keys(client: Client, f: ClickFilter, by: str, limit: int) -> list[str] | None:
     """The top keys of a dimension of many values, found by counts alone (what else a question
     asks of them can start then); None for the others, whose top rows come with their visitors
-    in one statement."""
-    if dimension_column(by) not in MANY_KEYS:
+    in one statement, and where the clicks are read raw (one partner's own: a second pass over
+    them would cost more than the visitors of every key)."""
+    column = dimension_column(by)
+    if column not in MANY_KEYS or click_source(f, by=column).rollup is rollups.RAW:
         return None
     return [str(row[0]) for row in rows(client, breakdown_top_query(f, by, limit))]
 
