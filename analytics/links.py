@@ -46,14 +46,15 @@ def details_query(f: ClickFilter, codes: Sequence[str]) -> Query:
 
 def registrations_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
     """Registrations in the range within the partners, per code of the click that brought them,
-    as `registration_codes` knows them; and how many it does not know yet (code '', last
-    column 1), for missing_query."""
+    as `registration_codes` knows them (read FINAL: one row per registration and click); and
+    how many it does not know yet (code '', last column 1), for missing_query."""
     where, parameters = raw_where(f, "partner_id IN {partners:Array(String)}")
     found = registration_codes.registered(where)
     sql = (
         "SELECT c.code, uniqExact(r.event_id), c.event_id = '' AS missing "  # noqa: S608
-        f"FROM ({found}) AS r LEFT JOIN (SELECT event_id, code FROM "
-        f"{DATABASE}.{registration_codes.TABLE}) AS c ON r.event_id = c.event_id "
+        f"FROM ({found}) AS r LEFT JOIN (SELECT event_id, click_id, code FROM "
+        f"{DATABASE}.{registration_codes.TABLE} FINAL) AS c "
+        "ON r.event_id = c.event_id AND r.click_id = c.click_id "
         "WHERE c.code IN {codes:Array(String)} OR c.event_id = '' "
         f"GROUP BY c.code, missing{QUERY_SETTINGS}"
     )
@@ -67,7 +68,8 @@ def missing_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str])
     ids as it reads them). Unmerged copies of a click match once each: counted by event id."""
     where, parameters = raw_where(
         f, "partner_id IN {partners:Array(String)}",
-        f"event_id NOT IN (SELECT event_id FROM {DATABASE}.{registration_codes.TABLE})")  # noqa: S608
+        f"(event_id, click_id) NOT IN (SELECT event_id, click_id "  # noqa: S608
+        f"FROM {DATABASE}.{registration_codes.TABLE})")
     looked_up = registration_codes.codes_of(
         registration_codes.registered(where), "{partners:Array(String)}", "{codes:Array(String)}")
     sql = f"SELECT code, count() FROM ({looked_up}) GROUP BY code{QUERY_SETTINGS}"  # noqa: S608

@@ -25,10 +25,12 @@ DATABASE: Final = "invite"
 TABLE: Final = "registration_codes"
 log = logging.getLogger("invite.analytics")
 
+# Keyed by the registration and its click: a registration recorded again with another click (its
+# latest row wins in `conversions`) matches no row of the former click's.
 DDL: Final = (
-    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{TABLE} (event_id String, code String, "
-    "filled_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-    "ENGINE = ReplacingMergeTree(filled_at) ORDER BY event_id"
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{TABLE} (event_id String, click_id String, "
+    "code String, filled_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+    "ENGINE = ReplacingMergeTree(filled_at) ORDER BY (event_id, click_id)"
 )
 # A click's time is its UUIDv7's millisecond give or take the edge's own clock read just before
 # (uuid_utils may also move the millisecond on to keep ids in order): a second either side.
@@ -40,16 +42,17 @@ _LATEST: Final = "toDateTime64('2286-01-01 00:00:00', 3, 'UTC')"
 
 def registered(where: str) -> str:
     """The registrations with a click id among `where` (conditions on `conversions`): event id,
-    partner and the click's id as a UUID."""
+    partner, the click's id as written and as a UUID."""
     return (
-        "SELECT event_id, partner_id, toUUIDOrZero(click_id) AS click "  # noqa: S608
+        "SELECT event_id, partner_id, click_id, toUUIDOrZero(click_id) AS click "  # noqa: S608
         f"FROM {DATABASE}.conversions FINAL WHERE event_type = 'registration' "
         f"AND click_id != '' AND {where}"
     )
 
 
 def codes_of(registrations: str, partners: str, codes: str = "") -> str:
-    """(event_id, code) of the registrations (a statement giving `event_id`, `click`) whose click
+    """(event_id, click_id, code) of the registrations (a statement giving `event_id`,
+    `click_id`, `click`) whose click
     is in `clicks`, among the partners' clicks (`partners`: a set expression) between the
     earliest and the latest of those clicks (a click id of another kind gives 1970: then up to
     the last time a click can have). `codes`: a condition on the clicks' `code` too."""
@@ -58,10 +61,10 @@ def codes_of(registrations: str, partners: str, codes: str = "") -> str:
     return (
         f"WITH (SELECT (min({_CLICKED}) - {_SLACK}, max({latest}) + {_SLACK}) "  # noqa: S608
         f"FROM ({registrations})) AS bounds "
-        f"SELECT r.event_id AS event_id, any(k.code) AS code FROM {DATABASE}.clicks AS k "
-        f"INNER JOIN ({registrations}) AS r ON k.click_id = r.click "
+        "SELECT r.event_id AS event_id, r.click_id AS click_id, any(k.code) AS code "
+        f"FROM {DATABASE}.clicks AS k INNER JOIN ({registrations}) AS r ON k.click_id = r.click "
         f"WHERE k.partner_id IN {partners}{within} AND k.ts >= bounds.1 AND k.ts <= bounds.2 "
-        "GROUP BY r.event_id"
+        "GROUP BY r.event_id, r.click_id"
     )
 
 
@@ -69,7 +72,8 @@ def fill_statement(where: str) -> str:
     """Look up and store the codes of the registrations among `where`."""
     found = registered(where)
     partners = f"(SELECT partner_id FROM ({found}))"  # noqa: S608
-    return f"INSERT INTO {DATABASE}.{TABLE} (event_id, code) {codes_of(found, partners)}"
+    return (f"INSERT INTO {DATABASE}.{TABLE} (event_id, click_id, code) "
+            f"{codes_of(found, partners)}")
 
 
 # Every registration recorded so far (the migration; run it again any time: rows are replaced).

@@ -138,3 +138,19 @@ def test_a_failed_lookup_leaves_the_batch_written(clickhouse: Client) -> None:
             "RENAME TABLE invite.registration_codes_away TO invite.registration_codes")
 
     assert links.registrations(clickhouse, F, [TREE.leaf], ["L1"]) == {"L1": 1}
+
+
+def test_a_registration_recorded_again_with_another_click_counts_for_that_click_alone(
+    clickhouse: Client,
+) -> None:
+    registered(clickhouse, "1", clicked(clickhouse, "L1", DAY + hours(1)))
+    registration_codes.fill_batch(clickhouse, ["registration:1"])
+    later = uuid7_at(DAY + hours(2))
+    registered(clickhouse, "1", later)  # the same registration again: its latest row wins
+    registration_codes.fill_batch(clickhouse, ["registration:1"])  # the new click is not in yet
+    insert_clicks(clickhouse, [click(TREE.leaf, at=DAY + hours(2), click_id=uuid.UUID(later),
+                                     code="L2")])
+
+    assert links.registrations(clickhouse, F, [TREE.leaf], ["L1", "L2"]) == {"L2": 1}
+    registration_codes.fill_batch(clickhouse, ["registration:1"])
+    assert links.registrations(clickhouse, F, [TREE.leaf], ["L1", "L2"]) == {"L2": 1}
