@@ -63,6 +63,11 @@ TOTALS: Final = Rollup((_daily("clicks_totals_daily"), Tier("clicks_totals_hourl
 DOWNLINE: Final = Rollup(
     (_daily("clicks_downline_daily"), Tier("clicks_downline_hourly", HOUR, "hour"))
 )
+# Everyone's for no campaign: hours without it (one visitor state per hour to merge, not one per
+# campaign); days as above (a day's few states per campaign cost little).
+TOTALS_ALL: Final = Rollup(
+    (_daily("clicks_totals_daily"), Tier("clicks_totals_all_hourly", HOUR, "hour"))
+)
 PARTNER_DAILY: Final = Rollup((_daily("clicks_partner_daily"),))
 # No campaign in its key (eight times fewer states to merge): a breakdown by country etc. for
 # one campaign reads raw clicks.
@@ -200,8 +205,11 @@ def click_source(
         conditions = Conditions(view=[*partner, *credited], raw=raw.raw, parameters=parameters)
         return Source(PARTNER_DAILY, conditions, view_key=key, raw_key=key)
     if everyone:
+        # No campaign asked for or about: the hours without it.
+        any_campaign = by is None and f.campaign is None
         conditions = Conditions(view=[*campaign, *credited], raw=raw.raw, parameters=parameters)
-        return Source(TOTALS, conditions, view_key=key, raw_key=key)
+        return Source(TOTALS_ALL if any_campaign else TOTALS, conditions, view_key=key,
+                      raw_key=key)
     conditions = Conditions(
         view=["ancestor_id = {root:String}", *campaign, *credited],
         raw=[_in_partner("root", True), *campaign, *credited],
