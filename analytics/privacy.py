@@ -1,7 +1,8 @@
 """Erasing a person: `DELETE /api/privacy/visitors/{visitorId}` and `/users/{userId}` (admin).
 
 Their raw rows go from everywhere they are kept: the Redis streams the batcher has not moved yet
-and the dead letters, `invite.clicks` and `invite.conversions`. The aggregated views keep their
+and the dead letters, `invite.clicks`, `invite.conversions` and the codes of its registrations'
+clicks (`invite.registration_codes`). The aggregated views keep their
 counts, which hold no identities (visitor states are HyperLogLog sketches of hashes).
 Their funnel events go too (`invite.events`, `invite.events_credited`, the event stream); the
 commissions ledger keeps their lines (what partners were paid: accounting records) with the
@@ -202,6 +203,10 @@ class Privacy:
             lambda client: _delete(client, "conversions", "user_id = {user:String}",
                                    {"user": user_id})
         )
+        erased["clickhouse:registration_codes"] = await self._clickhouse(
+            lambda client: _delete(client, "registration_codes",
+                                   "click_id IN {clicks:Array(String)}", {"clicks": click_ids})
+        ) if click_ids else 0
         erased["clickhouse:clicks"] = await self._clicks_twice(visitors, click_ids)
         for table in ("events", "events_credited", *EVENT_ROLLUP_TABLES):
             erased[f"clickhouse:{table}"] = await self._clickhouse(

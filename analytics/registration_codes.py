@@ -8,8 +8,8 @@ registrations (`fill_batch`), and by the migration for the registrations recorde
 
 A registration whose click is not in `clicks` yet (the clicks' batcher behind the SSO hook's) or
 no longer (retention) has no row here; analytics/links.py looks those up at the question, as
-before, so the count is exact either way. Rows hold an event id and a code: nothing about the
-person (erasing a user leaves them, like the views).
+before, so the count is exact either way. Erasing a user deletes its rows (by the click ids of
+its registrations), like its clicks.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics import registration_codes
 from analytics.api import create_analytics_app
 from analytics.clickhouse import Client
 from analytics.events.schema import ROLLUP_TABLES as EVENT_ROLLUP_TABLES
@@ -101,6 +102,8 @@ def test_erasing_a_user_removes_registrations_their_clicks_and_the_visitor(
                                click(TREE.other)])
     insert_registrations(clickhouse, TREE.sub, 1, user_id="4711", click_id=first)
     insert_registrations(clickhouse, TREE.sub, 1, user_id="4712")
+    clickhouse.command(registration_codes.fill_statement("1"))  # as the batcher stores them
+    assert clickhouse.command("SELECT count() FROM invite.registration_codes") == 1
     redis_client.xadd("invite:conversions", {"e": orjson.dumps({"user_id": "4711"})})
     redis_client.xadd("invite:conversions", {"e": orjson.dumps({"user_id": "4712"})})
     redis_client.xadd("invite:{outbox}:dead", {"e": orjson.dumps(
@@ -114,6 +117,7 @@ def test_erasing_a_user_removes_registrations_their_clicks_and_the_visitor(
     erased = response.json()["erased"]
     assert erased["clickhouse:conversions"] == 1
     assert erased["clickhouse:clicks"] == 2  # the registration's click and its visitor's other
+    assert erased["clickhouse:registration_codes"] == 1  # its click's id and code
     assert erased["redis:invite:conversions"] == 1
     assert erased["redis:invite:{outbox}:dead"] == 1
     assert erased["redis:outbox state"] == 2
