@@ -322,6 +322,19 @@ def _rebuilt_in_small_granules(view: ClickView) -> tuple[str, ...]:
     )
 
 
+def _views_added(views: tuple[ClickView, ...]) -> tuple[str, ...]:
+    """New views, each made (again) and filled from its source as it is; rerunnable."""
+    return tuple(
+        statement for view in views for statement in (
+            f"DROP VIEW IF EXISTS {DATABASE}.{view.table}_mv",
+            view.target_ddl,
+            f"TRUNCATE TABLE {DATABASE}.{view.table}",
+            view.view_ddl,
+            view.backfill,
+        )
+    )
+
+
 def _clicks_ddl(table: str, partition_by: str) -> str:
     return f"""
         CREATE TABLE IF NOT EXISTS {DATABASE}.{table} (
@@ -504,15 +517,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "events_credited.reversed: reversed events keep their credit", MIGRATION_8_EVENTS),
     Migration(9, "commissions: the ledger and what it is computed from", MIGRATION_9),
     # Run it with the batchers stopped (the backfill reads `clicks` as it is); rerunnable.
-    Migration(10, "links and sub-IDs by day: for everyone and for each subtree", tuple(
-        statement for view in _LINK_VIEWS for statement in (
-            f"DROP VIEW IF EXISTS {DATABASE}.{view.table}_mv",
-            view.target_ddl,
-            f"TRUNCATE TABLE {DATABASE}.{view.table}",
-            view.view_ddl,
-            view.backfill,
-        )
-    )),
+    Migration(10, "links and sub-IDs by day: for everyone and for each subtree",
+              _views_added(_LINK_VIEWS)),
     # Run it with the batchers stopped (the backfill reads `events_credited` as it is); rerunnable.
     Migration(11, "funnel events by hour, by day and by user", MIGRATION_11_EVENTS),
     # Run it with the batchers stopped (events_credited is copied, then swapped); rerunnable.
@@ -522,15 +528,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               MIGRATION_13),
     # Run it with the batchers stopped (the backfill reads the hour tables as they are);
     # rerunnable.
-    Migration(14, "everyone clicks by hour without the campaign", tuple(
-        statement for view in _HOURS_WITHOUT_CAMPAIGN for statement in (
-            f"DROP VIEW IF EXISTS {DATABASE}.{view.table}_mv",
-            view.target_ddl,
-            f"TRUNCATE TABLE {DATABASE}.{view.table}",
-            view.view_ddl,
-            view.backfill,
-        )
-    )),
+    Migration(14, "everyone clicks by hour without the campaign",
+              _views_added(_HOURS_WITHOUT_CAMPAIGN)),
 )
 
 
