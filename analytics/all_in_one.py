@@ -24,6 +24,7 @@ from edge.app import EdgeApp, Extension, create_app
 from edge.config import Settings
 from edge.errors import ClickHouseUnavailable
 from edge.logs import configure_logging
+from edge.shutdown import cancel_within, wait_within
 
 log = logging.getLogger("invite.analytics")
 
@@ -71,11 +72,12 @@ def pipeline_lifespan(
         finally:
             stop.set()
             if batcher is not None:
-                try:
-                    await asyncio.wait_for(batcher, BATCHER_STOP_S)
-                except TimeoutError:
+                if not await wait_within(batcher, BATCHER_STOP_S):
                     log.warning("the batcher did not stop within %.0f s; its unacknowledged "
                                 "clicks stay in the stream for the next start", BATCHER_STOP_S)
+                    await cancel_within((batcher,))
+                elif not batcher.cancelled() and batcher.exception() is not None:
+                    log.error("the batcher failed", exc_info=batcher.exception())
             shared.client = None
             await asyncio.to_thread(client.close)
 

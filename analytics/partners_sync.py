@@ -23,6 +23,7 @@ from analytics.schema import DATABASE
 from edge.redis_client import as_text
 from edge.registry.keys import CHANGES_CHANNEL, partner_key
 from edge.registry.partners import TOKENS_NOT_BEFORE
+from edge.shutdown import cancel_within
 
 log = logging.getLogger("invite.partners_sync")
 
@@ -149,8 +150,7 @@ class PartnersSync:
                     await _first(self._stopping.wait(), within_s=CHANGE_DEBOUNCE_S)
         finally:
             if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
+                await cancel_within((watcher,))
 
     async def _watch(self) -> None:
         assert self._feed is not None

@@ -38,6 +38,7 @@ from edge.registry import admin, tokens
 from edge.registry.destinations import DestinationPolicy
 from edge.registry.partners import PartnerRegistry
 from edge.registry.upkeep import prepare_registry
+from edge.shutdown import cancel_within
 from edge.sso.service import create_sso
 from edge.web import EXCEPTION_HANDLERS, Check, healthz, readiness
 
@@ -169,11 +170,9 @@ def create_app(settings: Settings, extension: Extension | None = None) -> EdgeAp
                 log.info("edge ready; clicks go to stream on %s", redact_url(redis_url))
                 yield
         finally:
-            watcher.cancel()
-            upkeep.cancel()
+            await cancel_within((watcher, upkeep))
             await sso.close(SHUTDOWN_DRAIN_S)
             await writer.close(SHUTDOWN_DRAIN_S)
-            await asyncio.gather(watcher, upkeep, return_exceptions=True)
             for client in (redis, hot_redis, click_redis, feed):
                 await client.aclose()
             log.info("edge stopped; clicks flushed")

@@ -24,6 +24,7 @@ from edge.config import Settings
 from edge.errors import CliError, InviteError
 from edge.logs import redact_url
 from edge.redis_client import open_redis
+from edge.shutdown import cancel_within
 
 POLL_S: Final = 0.5
 REQUEST_TIMEOUT_S: Final = 3_600.0
@@ -61,8 +62,7 @@ async def _recompute(settings: Settings, period: str) -> int:
     except InviteError as exc:
         raise CliError(exc.message) from None
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        await cancel_within((watcher,))
         bar.close()
         await redis.aclose()
     print(f"{period} computed again: {orjson.dumps(result).decode()}")

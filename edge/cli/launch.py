@@ -16,9 +16,13 @@ from types import FrameType
 from typing import Any
 
 from edge.logs import server_logging
+from edge.shutdown import Watchdog
 
 SERVERS = ("uvicorn", "granian")
 GRACEFUL_SHUTDOWN_S = 10
+# Connections drain (GRACEFUL_SHUTDOWN_S), the batcher of `invite run` stops (30 s at most), the
+# clicks and the outbox flush (5 s each), the private Redis stops (10 s): past this, it hangs.
+SHUTDOWN_WATCHDOG_S = 90.0
 EDGE_URL_FILE = "edge.url"  # where `invite run` tells the other commands its address
 
 AppFactory = Callable[[], Any]
@@ -26,21 +30,29 @@ AppFactory = Callable[[], Any]
 
 def serve(
     factory: AppFactory, host: str, port: int, workers: int, server: str = "uvicorn",
-    log_format: str = "text",
+    log_format: str = "text", watchdog: Watchdog | None = None,
 ) -> None:
     """Run the app `factory()` builds until SIGINT/SIGTERM; lifespan shutdown drains the clicks.
-    With log_format "json" the server's own lines are JSON too."""
+    With log_format "json" the server's own lines are JSON too. A single uvicorn process that
+    has not stopped SHUTDOWN_WATCHDOG_S after the signal exits by force (`watchdog`)."""
     if server == "uvicorn":
-        _serve_uvicorn(factory, host, port, workers, server_logging(log_format))
+        _serve_uvicorn(factory, host, port, workers, server_logging(log_format),
+                       watchdog or Watchdog(SHUTDOWN_WATCHDOG_S))
     else:
         _serve_granian(factory, host, port, workers, server_logging(log_format))
 
 
 def _serve_uvicorn(
-    factory: AppFactory, host: str, port: int, workers: int, logging: dict[str, Any] | None
+    factory: AppFactory, host: str, port: int, workers: int, logging: dict[str, Any] | None,
+    watchdog: Watchdog,
 ) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
+
+    class WatchedServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            watchdog.arm()
+            super().handle_exit(sig, frame)
 
     # uvicorn drains on SIGTERM, then re-raises the signal under the handler it found: make
     # that a clean exit, so callers' cleanup (the private Redis of `invite run`) still runs.
@@ -55,7 +67,7 @@ def _serve_uvicorn(
         # factory (and the settings bound to it) is pickled into each spawned worker.
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
-    uvicorn.Server(config).run()
+    WatchedServer(config).run()
 
 
 def _serve_granian(

@@ -14,10 +14,11 @@ from functools import partial
 
 from edge.app import create_app
 from edge.cli.embedded_redis import EmbeddedRedis, running_url
-from edge.cli.launch import EDGE_URL_FILE, AppFactory, serve
+from edge.cli.launch import EDGE_URL_FILE, SHUTDOWN_WATCHDOG_S, AppFactory, serve
 from edge.config import ADMIN_TOKEN_FILE, EVENTS_TOKEN_FILE, HOOK_TOKEN_FILE, Settings
 from edge.errors import CliError
 from edge.logs import configure_logging, redact_url
+from edge.shutdown import Watchdog
 
 log = logging.getLogger("invite.run")
 
@@ -45,13 +46,16 @@ def run_all(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir)
         settings = settings.with_redis_url(embedded.start())
+    watchdog = Watchdog(SHUTDOWN_WATCHDOG_S)
+    if embedded is not None:
+        watchdog.at_forced_exit(embedded.stop)
     try:
         factory = _all_in_one_factory(settings)
         announce(banner(settings, base, private=embedded is not None), settings.log_format)
         edge_url_file = settings.data_dir / EDGE_URL_FILE
         edge_url_file.write_text(base + "\n")
         try:
-            serve(factory, args.host, args.port, 1, args.server, settings.log_format)
+            serve(factory, args.host, args.port, 1, args.server, settings.log_format, watchdog)
         finally:
             edge_url_file.unlink(missing_ok=True)
     finally:

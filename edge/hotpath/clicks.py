@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from edge.hotpath.metrics import EdgeMetrics
 from edge.hotpath.spool import Spool
+from edge.shutdown import cancel_within
 from edge.streams import APPEND_SCRIPT, CLICK_STREAM, read_between
 
 log = logging.getLogger("invite.clicks")
@@ -236,9 +237,7 @@ class ClickWriter:
         """Flush what is pending within the deadline; whatever is left goes to the spool."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), deadline_s)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_within(self._tasks)
         # Past the deadline: whatever is still unacknowledged goes to the spool, never nowhere.
         left = [item for item in self._in_flight + self._pending if not item[1].done()]
         self._in_flight, self._pending = [], []

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from edge.errors import BadEvent
 from edge.registry.partners import PartnerRegistry
+from edge.shutdown import cancel_within
 from edge.sso.notify import notification_job
 from edge.sso.outbox import Outbox
 from edge.streams import NOTIFICATION_STREAM, decode_event
@@ -45,8 +46,7 @@ class Announcements:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_within((self._task,))
 
     async def _run(self) -> None:
         failing = False

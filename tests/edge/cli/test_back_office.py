@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from edge.cli.embedded_redis import free_port
 from tests.conftest import wait_for
-from tests.edge.cli.test_cli import INVITE, _env, _up
+from tests.edge.cli.test_cli import INVITE, _env, _up, stopped
 
 pytestmark = pytest.mark.servers
 
@@ -35,8 +34,7 @@ def test_the_back_office_example_runs_end_to_end(tmp_path: Path) -> None:
             env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"},
         )
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0].decode()
+        output = stopped(process)
     assert example.returncode == 0, example.stdout + example.stderr
     assert "('ftd', 1)" in example.stdout
     assert "Traceback" not in output

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from edge.cli.embedded_redis import free_port
+from edge.cli.launch import SHUTDOWN_WATCHDOG_S
 from edge.registry.keys import plan_key
 from tests.conftest import SECRET, RedisServer, ctrader_env, stream_events, wait_for
 from tests.edge.hotpath.test_clicks import CHROME, Traffic, _assert_each_answered_click_once
@@ -184,6 +185,19 @@ def edge_process(
         process.wait()
 
 
+def stopped(process: subprocess.Popen[bytes]) -> str:
+    """SIGTERM to an `invite run`, and its whole output once it exited. Its watchdog ends a hung
+    shutdown after SHUTDOWN_WATCHDOG_S (status 1, what was still running in the output); past
+    that, the test fails with the output so far instead of hanging."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=SHUTDOWN_WATCHDOG_S + 30)[0].decode()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        tail = process.communicate(timeout=30)[0].decode()[-6000:]
+        raise AssertionError(f"invite run did not stop after SIGTERM:\n{tail}") from None
+
+
 def _up(url: str) -> bool:
     try:
         return httpx.get(url + "/healthz", timeout=1).status_code == 200
@@ -245,8 +259,7 @@ def test_invite_run_starts_a_private_redis_and_stops_it(tmp_path: Path) -> None:
         # The same process runs the batcher into the embedded engine and answers analytics.
         wait_for(in_analytics, timeout=30, what="the click in the analytics summary")
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=30)[0].decode()
+        output = stopped(process)
     assert process.returncode == 0, output
     # Secrets stay out of the output that is no terminal: the Redis password is masked and the
     # admin token is named by its file.
@@ -295,8 +308,7 @@ def test_batcher_moves_clicks_into_clickhouse_and_stops_on_sigterm(
     try:
         wait_for(acknowledged, timeout=60, what="the batcher to acknowledge every click")
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0].decode()
+        output = stopped(process)
     assert process.returncode == 0, output
     assert "20 clicks inserted" in output
     # chDB admits one data dir per process (and the suite may hold another): ask in a new one.
@@ -342,6 +354,5 @@ def test_invite_analytics_runs_the_batcher_and_the_api_in_one_process(
         assert httpx.get(f"{url}/readyz", timeout=5).json()["clickhouse"] == "ok"
         assert httpx.get(f"{url}/dashboard", timeout=5).status_code == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0].decode()
+        output = stopped(process)
     assert process.returncode == 0, output

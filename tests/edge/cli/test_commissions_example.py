@@ -4,7 +4,6 @@ statement checked against amounts worked out by hand, the month closed and paid.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from edge.cli.embedded_redis import free_port
 from tests.conftest import wait_for
-from tests.edge.cli.test_cli import INVITE, _env, _up
+from tests.edge.cli.test_cli import INVITE, _env, _up, stopped
 
 pytestmark = pytest.mark.servers
 
@@ -36,8 +35,7 @@ def test_the_commissions_example_runs_end_to_end(tmp_path: Path) -> None:
             env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"},
         )
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0].decode()
+        output = stopped(process)
     assert example.returncode == 0, example.stdout + example.stderr + output[-3000:]
     assert "'status': 'paid'" in example.stdout
     assert list((tmp_path / "var").glob("statement-*.pdf"))

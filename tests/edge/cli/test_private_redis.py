@@ -15,7 +15,7 @@ import redis
 
 from edge.cli.embedded_redis import EmbeddedRedis, find_redis_server, free_port
 from tests.conftest import wait_for
-from tests.edge.cli.test_cli import INVITE, _env, _invite, _up
+from tests.edge.cli.test_cli import INVITE, _env, _invite, _up, stopped
 from tests.edge.hotpath.test_clicks import CHROME
 
 pytestmark = pytest.mark.servers
@@ -85,8 +85,7 @@ def test_the_private_redis_is_restarted_when_it_dies_and_stopped_at_shutdown(
         wait_for(lambda: _stream_length(redis_url) >= 1, timeout=30,
                  what="the click in the restarted Redis")
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0].decode()
+        output = stopped(process)
     assert process.returncode == 0, output
     assert _redis_servers_of(data_dir) == []
     # One line when it went, one when it was back: not one per failed probe.
@@ -140,8 +139,7 @@ def test_with_json_logs_every_line_invite_run_writes_is_a_json_object(tmp_path: 
         httpx.get(link["url"], headers={"User-Agent": CHROME}, timeout=10)
         httpx.get(f"{url}/healthz", timeout=10)
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0].decode()
+        output = stopped(process)
     assert process.returncode == 0, output
     lines = [line for line in output.splitlines() if line.strip()]
     records = [orjson.loads(line) for line in lines]  # each line is one JSON object
