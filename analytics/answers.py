@@ -75,11 +75,11 @@ def summary(client: Client, side: SideParts, f: ClickFilter) -> dict[str, Any]:
 def timeseries(client: Client, side: SideParts, f: ClickFilter,
                interval: str) -> list[dict[str, Any]]:
     events = side.submit(lambda other: funnel_events.figures_by_bucket(other, f, interval))
+    paid = side.submit(lambda other: commission_figures.by_bucket(other, f, interval))
     points = queries.timeseries(client, f, interval)
-    paid = commission_figures.by_bucket(client, f, interval)
-    by_bucket = events.result()
+    by_bucket, paid_by_bucket = events.result(), paid.result()
     return [{**point_json(point), **replace(
-        by_bucket.get(bucket, NO_FIGURES), commissions=paid.get(bucket, ZERO)).to_json()}
+        by_bucket.get(bucket, NO_FIGURES), commissions=paid_by_bucket.get(bucket, ZERO)).to_json()}
         for point in points for bucket in [int(point.start.timestamp())]]
 
 

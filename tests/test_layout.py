@@ -13,7 +13,7 @@ PACKAGES = ("edge", "analytics")
 KERNEL = frozenset({
     "edge", "edge.config", "edge.errors", "edge.logs", "edge.redis_client", "edge.signing",
     "edge.backoff", "edge.streams", "edge.web", "edge.clock", "edge.gc_tuning", "edge.spelling",
-    "edge.exact_json", "edge.openapi", "edge.docs",
+    "edge.exact_json", "edge.openapi", "edge.docs", "edge.shutdown",
 })
 ROOMS = ("edge.hotpath", "edge.registry", "edge.sso", "edge.cli", "edge.events",
          "edge.description")
