@@ -46,14 +46,15 @@ def details_query(f: ClickFilter, codes: Sequence[str]) -> Query:
 
 def registrations_query(f: ClickFilter, partners: Sequence[str], codes: Sequence[str]) -> Query:
     """Registrations in the range within the partners, per code of the click that brought them,
-    as `registration_codes` knows them (read FINAL: one row per registration and click); and
-    how many it does not know yet (code '', last column 1), for missing_query."""
+    as `registration_codes` knows them; and how many it does not know yet (code '', last column
+    1), for missing_query. (Its rows are not read FINAL: copies of a registration and click
+    hold the same code, a click's, and the registrations are counted by event id.)"""
     where, parameters = raw_where(f, "partner_id IN {partners:Array(String)}")
     found = registration_codes.registered(where)
     sql = (
         "SELECT c.code, uniqExact(r.event_id), c.event_id = '' AS missing "  # noqa: S608
         f"FROM ({found}) AS r LEFT JOIN (SELECT event_id, click_id, code FROM "
-        f"{DATABASE}.{registration_codes.TABLE} FINAL) AS c "
+        f"{DATABASE}.{registration_codes.TABLE}) AS c "
         "ON r.event_id = c.event_id AND r.click_id = c.click_id "
         "WHERE c.code IN {codes:Array(String)} OR c.event_id = '' "
         f"GROUP BY c.code, missing{QUERY_SETTINGS}"

@@ -278,8 +278,11 @@ def union_sql(
         if whole:
             ranges = ranges_clause(tier.t, "DateTime('UTC')", whole, parameters)
             where = " AND ".join([ranges, *conditions.view])
+            # A tier of the asked unit is bucketed already: not rounded again (a sixth of an
+            # hour series).
+            bucket = tier.t if tier.unit == t_unit else bucket_expression(tier.t, t_unit)
             parts.append(
-                f"SELECT {bucket_expression(tier.t, t_unit)} AS t, {source.view_key} AS key, "  # noqa: S608
+                f"SELECT {bucket} AS t, {source.view_key} AS key, "  # noqa: S608
                 f"{source.rollup.outcome} AS outcome, clicks AS n_clicks, "
                 f"human_clicks AS n_human{state} FROM {DATABASE}.{tier.table} WHERE {where}"
             )
