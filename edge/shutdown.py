@@ -34,7 +34,7 @@ async def cancel_within(tasks: Iterable[asyncio.Task[Any]], deadline_s: float = 
         _, pending = await asyncio.wait(pending, timeout=attempt_s)
     for task in pending:
         log.warning("task %s did not stop within %g s; left behind, awaiting %s",
-                    task.get_name(), deadline_s, " <- ".join(awaited_by(task)) or "nothing")
+                    task.get_name(), deadline_s, _awaiting(task))
     return pending
 
 
@@ -61,6 +61,10 @@ def awaited_by(task: asyncio.Task[Any]) -> list[str]:
                      or getattr(awaitable, "gi_yieldfrom", None)
                      or getattr(awaitable, "ag_await", None))
     return chain
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    return " <- ".join(awaited_by(task)) or "nothing"
 
 
 class Watchdog:
@@ -90,17 +94,12 @@ class Watchdog:
         self._timer.daemon = True
         self._timer.start()
 
-    def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
     def _expire(self) -> None:
         log.error("shutdown did not finish within %g s: exiting now (answered clicks are in "
                   "Redis or the spool; unacknowledged stream entries are read at the next start)",
                   self.deadline_s)
         for task in _tasks_of(self._loop):
-            log.error("still running: task %s awaiting %s", task.get_name(),
-                      " <- ".join(awaited_by(task)) or "nothing")
+            log.error("still running: task %s awaiting %s", task.get_name(), _awaiting(task))
         for handler in logging.getLogger().handlers:
             handler.flush()
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
