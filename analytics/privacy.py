@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from analytics import series_cache
 from analytics.auth import ViewerAuth
 from analytics.events.schema import ROLLUP_TABLES as EVENT_ROLLUP_TABLES
 from analytics.schema import DATABASE
@@ -214,6 +215,9 @@ class Privacy:
                                   parameters={"user": user_id}))
         erased["clickhouse:commissions (user id removed)"] = await self._clickhouse(
             lambda client: _unnamed_lines(client, user_id))
+        # The deletes gave the views' parts new data versions; a series computed while they
+        # ran may not have seen it.
+        await self._clickhouse(lambda client: client.command(series_cache.CLEAR))
         return JSONResponse({"userId": int(user_id), "erased": erased}, headers=NO_STORE)
 
     async def _user_in_redis(

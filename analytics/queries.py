@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics import rollups
+from analytics import rollups, series_cache
 from analytics.filters import MAX_BREAKDOWN_LIMIT, ClickFilter
 from analytics.rollups import CREDITED, Conditions, Source, click_source, raw_where
 from analytics.schema import DATABASE
@@ -194,10 +194,29 @@ def timeseries_queries(f: ClickFilter, interval: str) -> tuple[Query, Query]:
     return clicks, registrations
 
 
+def series_tables(f: ClickFilter, interval: str) -> tuple[str, ...]:
+    """The views a series' whole buckets are read from (none: it reads raw clicks)."""
+    step = INTERVALS[interval]
+    source = click_source(f, hourly=step == rollups.HOUR, credited_only=True)
+    return () if source.whole_raw else tuple(
+        tier.table for tier in source.rollup.tiers if tier.unit == step)
+
+
+def _clicks_by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int, tuple[int, ...]]:
+    clicks_query, _ = timeseries_queries(f, interval)
+    return {int(row[0]): tuple(int(value) for value in row[1:])
+            for row in rows(client, clicks_query)}
+
+
 def timeseries(client: Client, f: ClickFilter, interval: str) -> list[SeriesPoint]:
-    """One point per bucket of the range, zero-filled."""
-    clicks_query, registrations_query_ = timeseries_queries(f, interval)
-    clicks = {int(row[0]): row[1:] for row in rows(client, clicks_query)}
+    """One point per bucket of the range, zero-filled. The clicks of closed buckets come from
+    analytics.series_cache while their views have not changed; registrations are asked."""
+    _, registrations_query_ = timeseries_queries(f, interval)
+    clicks = series_cache.by_bucket(
+        client, f, interval, "clicks", series_tables(f, interval),
+        lambda within: _clicks_by_bucket(client, within, interval),
+        lambda counts: ",".join(map(str, counts)),
+        lambda text: tuple(int(value) for value in text.split(",")))
     registrations = {int(row[0]): int(row[1]) for row in rows(client, registrations_query_)}
     points = []
     for start in bucket_starts(f, interval):

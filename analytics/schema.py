@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from analytics import series_cache
 from analytics.commissions.schema import MIGRATION_9
 from analytics.events.schema import (
     MIGRATION_7,
@@ -530,6 +531,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # rerunnable.
     Migration(14, "everyone clicks by hour without the campaign",
               _views_added(_HOURS_WITHOUT_CAMPAIGN)),
+    Migration(15, "series_cache: the closed buckets of the time series", (series_cache.DDL,)),
 )
 
 
@@ -559,6 +561,8 @@ def migrate(client: CommandClient) -> list[int]:
             f"({migration.version}, '{migration.name}', '{now}')"
         )
         done.append(migration.version)
+    if done:  # what the views hold may have changed
+        client.command(series_cache.CLEAR)
     return done
 
 
@@ -575,8 +579,10 @@ def rebuild_views(client: CommandClient) -> None:
 
     Stop the batchers first: a click inserted while this runs may be counted twice.
     """
+    client.command(series_cache.CLEAR)
     for view in CLICK_VIEWS:
         client.command(f"TRUNCATE TABLE {DATABASE}.{view.table}")
     for view in CLICK_VIEWS:
         if view.source == "clicks":  # the others fill from these (a cascade)
             client.command(view.backfill)
+    client.command(series_cache.CLEAR)

@@ -9,7 +9,9 @@ for the links, beside `analytics.links.link_columns`: their partners and registr
 `clicks_cohort`), and the **whole answer** the route computes (`analytics.answers`: the parts
 that do not depend on each other side by side, on two connections, commissions included),
 beside the same parts one after the other on one connection (the baseline of running them side
-by side, same run). Scopes: everyone (the admin),
+by side, same run). A time series keeps its closed buckets (analytics.series_cache): its answers
+are timed as a dashboard asks them again, and also with nothing stored (the store emptied,
+untimed, before each run: a first asking, or every bucket changed). Scopes: everyone (the admin),
 the largest master IB with its downline, one affiliate. The window is the dashboard's default
 view (its "30d" preset: today and the 29 days before, whole UTC days, as the dashboard asks them:
 `from` and `to` as dates); `--window rolling` asks the API's default instead (the 30 days up to
@@ -36,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from analytics import answers, links, names, queries
+from analytics import answers, links, names, queries, series_cache
 from analytics.clickhouse import Client, open_clickhouse
 from analytics.commissions import figures as commission_figures
 from analytics.events import queries as funnel_events
@@ -70,6 +72,10 @@ class Timing:
     # The whole answer with its parts one after the other on one connection, same run.
     sequential_p50_ms: float | None = None
     sequential_p95_ms: float | None = None
+    # A series' whole answer with nothing stored in series_cache (its first asking, or after
+    # every bucket changed), same run.
+    unstored_p50_ms: float | None = None
+    unstored_p95_ms: float | None = None
 
 
 def cpu_s() -> float:
@@ -77,13 +83,16 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(call: Call, rounds: int, warmup: int) -> tuple[list[float], list[float]]:
-    """Wall and CPU ms of each timed run. CPU time is what a shared machine's load inflates
-    least: the engine's work, whichever core it got."""
+def timed(call: Call, rounds: int, warmup: int, before: Call | None = None
+          ) -> tuple[list[float], list[float]]:
+    """Wall and CPU ms of each timed run (`before` runs untimed before each). CPU time is what a
+    shared machine's load inflates least: the engine's work, whichever core it got."""
     for _ in range(warmup):
         call()
     walls, cpus = [], []
     for _ in range(rounds):
+        if before is not None:
+            before()
         started, cpu_started = time.perf_counter(), cpu_s()
         call()
         walls.append((time.perf_counter() - started) * 1000)
@@ -198,14 +207,17 @@ def scope_questions(client: Client, side: SideParts, f: ClickFilter, breakdowns:
 def timing(scope: str, question: str, events: tuple[list[float], list[float]],
            whole: tuple[list[float], list[float]],
            raw: tuple[list[float], list[float]] | None,
-           in_turn: tuple[list[float], list[float]]) -> Timing:
+           in_turn: tuple[list[float], list[float]],
+           unstored: tuple[list[float], list[float]] | None = None) -> Timing:
     def ms(samples: list[float], share: float) -> float:
         return round(percentile(samples, share), 1)
 
     return Timing(scope, question, ms(events[0], 0.5), ms(events[0], 0.95), ms(whole[0], 0.5),
                   ms(whole[0], 0.95), len(events[0]), ms(events[1], 0.5), ms(whole[1], 0.5),
                   ms(raw[0], 0.5) if raw else None, ms(raw[0], 0.95) if raw else None,
-                  ms(in_turn[0], 0.5), ms(in_turn[0], 0.95))
+                  ms(in_turn[0], 0.5), ms(in_turn[0], 0.95),
+                  ms(unstored[0], 0.5) if unstored else None,
+                  ms(unstored[0], 0.95) if unstored else None)
 
 
 def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
@@ -218,9 +230,9 @@ def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
         f"{facts['window']}; largest master IB {facts['master']}; affiliate {facts['affiliate']}.",
         "",
         "| scope | question | events part p50 | p95 | CPU | without the views p95 | ratio | "
-        "whole answer p50 | p95 | CPU | parts in turn p95 | ratio | events part ≤ 100 ms | "
-        "whole ≤ 100 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "whole answer p50 | p95 | CPU | parts in turn p95 | ratio | nothing stored p95 | "
+        "events part ≤ 100 ms | whole ≤ 100 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for t in timings:
         raw = f"{t.raw_p95_ms:,.1f}" if t.raw_p95_ms is not None else "–"
@@ -231,6 +243,7 @@ def report(timings: list[Timing], facts: dict[str, Any]) -> list[str]:
             f"{t.events_cpu_ms:,.1f} | {raw} | {ratio} | {t.whole_p50_ms:,.1f} | "
             f"{t.whole_p95_ms:,.1f} | {t.whole_cpu_ms:,.1f} | {t.sequential_p95_ms:,.1f} | "
             f"{(t.sequential_p95_ms or 0) / t.whole_p95_ms:.1f}× | "
+            f"{'–' if t.unstored_p95_ms is None else f'{t.unstored_p95_ms:,.1f}'} | "
             f"{'yes' if t.events_p95_ms <= GOAL_P95_MS else '**no**'} | "
             f"{'yes' if t.whole_p95_ms <= GOAL_P95_MS else '**no**'} |")
     return lines
@@ -275,12 +288,16 @@ def measure(client: Client, side: SideParts, end: datetime, rounds: int, warmup:
             in_turn = timed(one_after_other, rounds, warmup)
             baseline = raw_calls.get(question)
             raw = timed(baseline, rounds, warmup) if baseline else None
-            timings.append(timing(scope, question, events, answers, raw, in_turn))
+            unstored = timed(whole, rounds, 0, lambda: client.command(series_cache.CLEAR)) \
+                if "series" in question else None
+            timings.append(timing(scope, question, events, answers, raw, in_turn, unstored))
             events_data.say(f"  {scope}: {question}: events part p95 "
                             f"{timings[-1].events_p95_ms:.1f} ms"
                             + (f" (without the views {timings[-1].raw_p95_ms:.1f})" if raw else "")
                             + f", whole answer p95 {timings[-1].whole_p95_ms:.1f} ms"
-                            + f" (in turn {timings[-1].sequential_p95_ms:.1f})")
+                            + f" (in turn {timings[-1].sequential_p95_ms:.1f}"
+                            + (f", nothing stored {timings[-1].unstored_p95_ms:.1f}"
+                               if unstored else "") + ")")
     facts["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return timings, facts
 

@@ -10,13 +10,15 @@ with yet are left out of every figure and counted apart (`unattributed_events`),
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
+from analytics import series_cache
 from analytics.events import rollups
 from analytics.filters import ClickFilter
 from analytics.queries import QUERY_SETTINGS, Query
@@ -139,7 +141,27 @@ def figures(client: Client, f: ClickFilter) -> Figures:
 
 
 def figures_by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int, Figures]:
-    return {int(row[1]): _figures(row[2:]) for row in read_figures(client, f, interval=interval)}
+    """Per bucket; closed buckets come from analytics.series_cache while their views have not
+    changed."""
+    return series_cache.by_bucket(
+        client, f, interval, "events", rollups.bucket_tables(f, interval),
+        lambda within: {int(row[1]): _figures(row[2:])
+                        for row in read_figures(client, within, interval=interval)},
+        _encoded, _decoded)
+
+
+def _encoded(figures: Figures) -> str:
+    return json.dumps({name: str(value) for name, value in asdict(figures).items()})
+
+
+def _decoded(text: str) -> Figures:
+    """A stored bucket's figures, exactly: counts as ints, amounts as Decimals."""
+    values: dict[str, str] = json.loads(text)
+    return Figures(**{name: int(values[name]) if name in _COUNTS else Decimal(values[name])
+                      for name in values})  # type: ignore[arg-type]
+
+
+_COUNTS: Final = frozenset(f.name for f in fields(Figures) if f.type in (int, "int"))
 
 
 # Keys with thousands of values (partners, link codes): their figures are asked for the top keys

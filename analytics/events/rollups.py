@@ -112,6 +112,14 @@ def reads_raw(f: ClickFilter, key: str) -> bool:
     return (f.partner_id is not None and not f.include_downline) or key == "partner_id"
 
 
+def bucket_tables(f: ClickFilter, interval: str) -> tuple[str, ...]:
+    """The views a series' whole buckets of `interval` are read from (none: it reads raw)."""
+    if reads_raw(f, "''"):
+        return ()
+    tiers, _ = _tiers(f, [], {})
+    return tuple(tier.table for tier in tiers if tier.unit == _UNITS[interval])
+
+
 def per_user_rows(
     f: ClickFilter, key: str = "''", interval: str | None = None,
     where: tuple[str, ...] = (), parameters: dict[str, Any] | None = None, *,
