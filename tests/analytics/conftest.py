@@ -22,7 +22,8 @@ CHROME_WINDOWS = (
 )
 STREAM = "invite:clicks"
 TABLES = ("clicks", "conversions", "registration_codes", "partners", "events", "events_credited",
-          "commissions", "series_cache", *(view.table for view in CLICK_VIEWS), *EVENT_ROLLUP_TABLES)
+          "commissions", "series_cache", *(view.table for view in CLICK_VIEWS),
+          *EVENT_ROLLUP_TABLES)
 
 
 @pytest.fixture(scope="session")
