@@ -25,10 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from analytics import series_cache
 from analytics.auth import ViewerAuth
 from analytics.events.schema import ROLLUP_TABLES as EVENT_ROLLUP_TABLES
-from analytics.schema import DATABASE
+from analytics.schema import DATABASE, clear_stores
 from edge.config import Settings
 from edge.errors import Forbidden, InvalidInput, Unavailable
 from edge.redis_client import as_text, open_redis
@@ -217,7 +216,7 @@ class Privacy:
             lambda client: _unnamed_lines(client, user_id))
         # The deletes gave the views' parts new data versions; a series computed while they
         # ran may not have seen it.
-        await self._clickhouse(lambda client: client.command(series_cache.CLEAR))
+        await self._clickhouse(clear_stores)
         return JSONResponse({"userId": int(user_id), "erased": erased}, headers=NO_STORE)
 
     async def _user_in_redis(

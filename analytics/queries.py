@@ -14,9 +14,9 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics import rollups, series_cache
+from analytics import closed_clicks, rollups, series_cache
 from analytics.filters import MAX_BREAKDOWN_LIMIT, ClickFilter
-from analytics.rollups import CREDITED, Conditions, Source, click_source, raw_where
+from analytics.rollups import CREDITED, Closer, Conditions, Source, click_source, raw_where
 from analytics.schema import DATABASE
 from edge.errors import InvalidInput
 
@@ -113,8 +113,10 @@ BY_PEOPLE: Final = "human_clicks DESC, credited_clicks DESC, key"
 
 
 def _over(source: Source, f: ClickFilter, columns: str, tail: str = "",
-          t_unit: timedelta | None = None) -> Query:
-    union, parameters = rollups.union_sql(source, f.start, f.end, t_unit)
+          t_unit: timedelta | None = None, closer: Closer | None = None) -> Query:
+    """`closer`: where the stored rows of the range's ended days come from (none: read)."""
+    closed = closer(source, f) if closer is not None and t_unit is None else None
+    union, parameters = rollups.union_sql(source, f.start, f.end, t_unit, closed=closed)
     return Query(f"SELECT {columns} FROM ({union}) {tail}{QUERY_SETTINGS}", parameters)  # noqa: S608
 
 
@@ -125,13 +127,13 @@ def select_final(
     return f"SELECT {columns} FROM {DATABASE}.{table} FINAL WHERE {where} {tail}{settings}"  # noqa: S608
 
 
-def summary_clicks_query(f: ClickFilter) -> Query:
+def summary_clicks_query(f: ClickFilter, closer: Closer | None = None) -> Query:
     columns = (
         f"{CLICK_METRICS}, sumIf(n_clicks, outcome = 'suspended') AS suspended_clicks, "
         "sumIf(n_clicks, outcome = 'orphan') AS orphan_clicks, "
         "sumIf(n_clicks, outcome = 'unresolved') AS unresolved_clicks"
     )
-    return _over(click_source(f), f, columns)
+    return _over(click_source(f), f, columns, closer=closer)
 
 
 def registrations_query(f: ClickFilter) -> Query:
@@ -145,7 +147,8 @@ def rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
 
 
 def summary(client: Client, f: ClickFilter) -> Summary:
-    row = [int(value) for value in rows(client, summary_clicks_query(f))[0]]
+    row = [int(value) for value in rows(
+        client, summary_clicks_query(f, closed_clicks.closer(client)))[0]]
     clicks, humans, visitors, suspended, orphans, unresolved = row
     (registrations,) = rows(client, registrations_query(f))[0]
     return Summary(
@@ -247,23 +250,26 @@ def _check_limit(limit: int) -> None:
         raise InvalidInput(f"limit {limit} must be between 1 and {MAX_BREAKDOWN_LIMIT}")
 
 
-def breakdown_ranked_query(f: ClickFilter, by: str, limit: int) -> Query:
+def breakdown_ranked_query(f: ClickFilter, by: str, limit: int,
+                           closer: Closer | None = None) -> Query:
     """The top `limit` values of a dimension with their visitors, people first: bots never push a
     value up."""
     column = dimension_column(by)
     _check_limit(limit)
     tail = f"GROUP BY key ORDER BY {BY_PEOPLE} LIMIT {{limit:UInt32}}"
-    query = _over(click_source(f, by=column), f, f"key, {CLICK_METRICS}", tail)
+    query = _over(click_source(f, by=column), f, f"key, {CLICK_METRICS}", tail, closer=closer)
     return Query(query.sql, {**query.parameters, "limit": limit})
 
 
-def breakdown_top_query(f: ClickFilter, by: str, limit: int) -> Query:
+def breakdown_top_query(f: ClickFilter, by: str, limit: int,
+                        closer: Closer | None = None) -> Query:
     """The top `limit` keys of a dimension by counts alone, people first (then breakdown_query
     for their visitors)."""
     column = dimension_column(by)
     _check_limit(limit)
+    source = click_source(f, by=column)
     union, parameters = rollups.union_sql(
-        click_source(f, by=column), f.start, f.end, visitors=False
+        source, f.start, f.end, visitors=False, closed=closer(source, f) if closer else None
     )
     sql = (
         f"SELECT key, {CLICK_COUNTS} FROM ({union}) "  # noqa: S608
@@ -272,7 +278,8 @@ def breakdown_top_query(f: ClickFilter, by: str, limit: int) -> Query:
     return Query(sql, {**parameters, "limit": limit})
 
 
-def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query:
+def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str],
+                    closer: Closer | None = None) -> Query:
     """Counts and unique visitors of the given keys of a dimension."""
     column = dimension_column(by)
     source = click_source(f, by=column)
@@ -283,7 +290,8 @@ def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query:
         raw=[*source.conditions.raw, in_raw_keys],
         parameters={**source.conditions.parameters, "keys": list(keys)},
     ), whole_raw=(*source.whole_raw, in_raw_keys) if source.whole_raw else ())
-    return _over(source, f, f"key, {CLICK_METRICS}", f"GROUP BY key ORDER BY {BY_PEOPLE}")
+    return _over(source, f, f"key, {CLICK_METRICS}", f"GROUP BY key ORDER BY {BY_PEOPLE}",
+                 closer=closer)
 
 
 def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query | None:
@@ -307,7 +315,8 @@ def breakdown_keys(client: Client, f: ClickFilter, by: str, limit: int) -> list[
     column = dimension_column(by)
     if column not in MANY_KEYS or click_source(f, by=column).rollup is rollups.RAW:
         return None
-    return [str(row[0]) for row in rows(client, breakdown_top_query(f, by, limit))]
+    return [str(row[0]) for row in rows(
+        client, breakdown_top_query(f, by, limit, closed_clicks.closer(client)))]
 
 
 def breakdown(client: Client, f: ClickFilter, by: str, limit: int,
@@ -316,9 +325,10 @@ def breakdown(client: Client, f: ClickFilter, by: str, limit: int,
     if keys is None:
         keys = breakdown_keys(client, f, by, limit)
     if keys is not None:
-        found = rows(client, breakdown_query(f, by, keys)) if keys else []
+        found = rows(client, breakdown_query(
+            f, by, keys, closed_clicks.closer(client))) if keys else []
     else:
-        found = rows(client, breakdown_ranked_query(f, by, limit))
+        found = rows(client, breakdown_ranked_query(f, by, limit, closed_clicks.closer(client)))
         keys = [str(row[0]) for row in found]
     if not keys:
         return []

@@ -11,6 +11,7 @@ are the freshest, smallest part.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -258,19 +259,42 @@ def ceil_to(value: datetime, unit: timedelta) -> datetime:
     return floored if floored == value else floored + unit
 
 
+@dataclass(frozen=True)
+class Closed:
+    """The first days of a range, [its start, end), as rows stored by analytics.closed_clicks
+    (their `entry`, written by `attempt`)."""
+
+    entry: str
+    attempt: str
+    end: datetime
+
+
+# How a question's builder gets the stored rows of its range's ended days (analytics.closed_clicks).
+Closer = Callable[[Source, ClickFilter], Closed | None]
+
+
 def union_sql(
     source: Source, start: datetime, end: datetime, t_unit: timedelta | None = None,
-    *, visitors: bool = True,
+    *, visitors: bool = True, closed: Closed | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A subquery of the common columns over [start, end); bucket starts are floored to t_unit
     (None: no buckets, `t` is constant). Without `visitors`, there is no `visitor_state` (the
-    counts alone are much cheaper to read from raw clicks)."""
+    counts alone are much cheaper to read from raw clicks). `closed`: the rows of its days are
+    read from the store, the rest as usual."""
     state = ", visitors AS visitor_state" if visitors else ""
     raw_state = f", {RAW_VISITORS_STATE} AS visitor_state" if visitors else ""
     conditions = source.conditions
     parameters = dict(conditions.parameters)
     parts = []
-    left = [(start, end)]
+    if closed is not None:
+        parameters.update(closed_entry=closed.entry, closed_attempt=closed.attempt)
+        parts.append(
+            f"SELECT t, key, outcome, n_clicks, n_human{', visitor_state' if visitors else ''} "  # noqa: S608
+            f"FROM {DATABASE}.closed_clicks WHERE entry = {{closed_entry:String}} "
+            "AND attempt = {closed_attempt:String}"
+        )
+        start = closed.end
+    left = [(start, end)] if start < end else []
     for tier in source.rollup.tiers:
         if t_unit is not None and tier.unit > t_unit:
             continue  # its rows cannot be split into the finer buckets asked for
@@ -287,7 +311,7 @@ def union_sql(
                 f"human_clicks AS n_human{state} FROM {DATABASE}.{tier.table} WHERE {where}"
             )
     raw = [(left, conditions.raw)] if left else []
-    if source.whole_raw:
+    if source.whole_raw and start < end:
         raw.append(([(start, end)], list(source.whole_raw)))
     for raw_ranges, raw_conditions in raw:
         ranges = ranges_clause("ts", "DateTime64(3, 'UTC')", raw_ranges, parameters)

@@ -443,6 +443,34 @@ _INGEST_VIEW_DDL = f"""
 """
 
 
+# What analytics.closed_clicks keeps: a question's clicks of the days that have ended, summed
+# and merged per key and outcome (`entry`: what was read; `attempt`: which computation wrote
+# them), and which attempt is right (with the high-water marks of what it read). An entry serves
+# the day it was computed on.
+CLOSED_CLICKS = "closed_clicks"
+CLOSED_CLICKS_ENTRIES = "closed_clicks_entries"
+_KEPT_TWO_DAYS = "TTL toDateTime(computed_at) + toIntervalDay(2)"
+_CLOSED_CLICKS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{CLOSED_CLICKS} (entry String, attempt String, "
+    "t DateTime('UTC'), key String, outcome LowCardinality(String), n_clicks UInt64, "
+    f"n_human UInt64, visitor_state {VISITORS_STATE}, "
+    "computed_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+    f"ENGINE = MergeTree ORDER BY (entry, attempt, key) {_KEPT_TWO_DAYS} "
+    f"SETTINGS index_granularity = {VIEW_GRANULE_ROWS}",
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{CLOSED_CLICKS_ENTRIES} (entry String, "
+    "attempt String, high_water String, computed_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+    f"ENGINE = ReplacingMergeTree(computed_at) ORDER BY entry {_KEPT_TWO_DAYS}",
+)
+# Figures computed once and kept (analytics.series_cache, analytics.closed_clicks): emptied
+# whenever the tables they were read from may have changed without a newer part.
+STORES = (series_cache.TABLE, CLOSED_CLICKS, CLOSED_CLICKS_ENTRIES)
+
+
+def clear_stores(client: CommandClient) -> None:
+    for table in STORES:
+        client.command(f"TRUNCATE TABLE IF EXISTS {DATABASE}.{table}")
+
+
 # Column names are part of the contract (users query these tables directly): snake_case,
 # documented in the README; add columns in new migrations, never rename.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -532,6 +560,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "everyone clicks by hour without the campaign",
               _views_added(_HOURS_WITHOUT_CAMPAIGN)),
     Migration(15, "series_cache: the closed buckets of the time series", (series_cache.DDL,)),
+    Migration(16, "closed_clicks: the clicks of ended days, kept per question", _CLOSED_CLICKS_DDL),
 )
 
 
@@ -562,7 +591,7 @@ def migrate(client: CommandClient) -> list[int]:
         )
         done.append(migration.version)
     if done:  # what the views hold may have changed
-        client.command(series_cache.CLEAR)
+        clear_stores(client)
     return done
 
 
@@ -579,10 +608,10 @@ def rebuild_views(client: CommandClient) -> None:
 
     Stop the batchers first: a click inserted while this runs may be counted twice.
     """
-    client.command(series_cache.CLEAR)
+    clear_stores(client)
     for view in CLICK_VIEWS:
         client.command(f"TRUNCATE TABLE {DATABASE}.{view.table}")
     for view in CLICK_VIEWS:
         if view.source == "clicks":  # the others fill from these (a cascade)
             client.command(view.backfill)
-    client.command(series_cache.CLEAR)
+    clear_stores(client)

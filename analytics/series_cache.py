@@ -46,7 +46,6 @@ DDL: Final = (
     "ENGINE = ReplacingMergeTree(computed_at) ORDER BY (key, bucket) "
     f"TTL toDateTime(computed_at) + toIntervalDay({KEEP_DAYS})"
 )
-CLEAR: Final = f"TRUNCATE TABLE IF EXISTS {DATABASE}.{TABLE}"
 UNITS: Final = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 log = logging.getLogger("invite.analytics")
@@ -56,11 +55,17 @@ V = TypeVar("V")
 
 @dataclass(frozen=True)
 class Part:
-    """An active part: the time it covers (None: unknown, so all of it) and its newest number."""
+    """An active part: the time it covers (None: unknown, so all of it), its newest number and
+    its rows."""
 
     low: datetime | None
     high: datetime | None  # inclusive
     newest: int
+    rows: int = 0
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """Whether it may hold rows of [start, end)."""
+        return (self.low is None or self.low < end) and (self.high is None or self.high >= start)
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,7 @@ class State:
             if then is None:
                 return False
             for part in self.parts.get(table, []):
-                covers = (part.low is None or part.low < end) and (
-                    part.high is None or part.high >= bucket)
-                if covers and part.newest > then:
+                if part.newest > then and part.covers(bucket, end):
                     return False
         return True
 
@@ -97,17 +100,17 @@ def _bound(moment: datetime, day: date, *, end: bool) -> datetime | None:
 def read_state(client: Client, tables: Sequence[str]) -> State:
     found = client.query(
         "SELECT table, min_time, max_time, min_date, max_date, "
-        "greatest(max_block_number, toInt64(data_version)) FROM system.parts "
+        "greatest(max_block_number, toInt64(data_version)), rows FROM system.parts "
         "WHERE active AND database = {database:String} AND table IN {tables:Array(String)}",
         parameters={"database": DATABASE, "tables": list(tables)},
     ).result_rows
     high_water = dict.fromkeys(tables, 0)
     parts: dict[str, list[Part]] = {}
-    for table, min_time, max_time, min_date, max_date, newest in found:
+    for table, min_time, max_time, min_date, max_date, newest, rows in found:
         high_water[table] = max(high_water[table], int(newest))
         parts.setdefault(table, []).append(Part(
             _bound(min_time, min_date, end=False), _bound(max_time, max_date, end=True),
-            int(newest)))
+            int(newest), int(rows)))
     return State(high_water, parts)
 
 

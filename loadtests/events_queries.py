@@ -38,12 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from analytics import answers, links, names, queries, series_cache
+from analytics import answers, links, names, queries
 from analytics.clickhouse import Client, open_clickhouse
 from analytics.commissions import figures as commission_figures
 from analytics.events import queries as funnel_events
 from analytics.filters import ClickFilter
-from analytics.schema import migrate
+from analytics.schema import clear_stores, migrate
 from analytics.side import SideParts
 from loadtests import bench_queries, events_data
 from loadtests.bench_queries import percentile
@@ -288,7 +288,7 @@ def measure(client: Client, side: SideParts, end: datetime, rounds: int, warmup:
             in_turn = timed(one_after_other, rounds, warmup)
             baseline = raw_calls.get(question)
             raw = timed(baseline, rounds, warmup) if baseline else None
-            unstored = timed(whole, rounds, 0, lambda: client.command(series_cache.CLEAR)) \
+            unstored = timed(whole, rounds, 0, lambda: clear_stores(client)) \
                 if "series" in question else None
             timings.append(timing(scope, question, events, answers, raw, in_turn, unstored))
             events_data.say(f"  {scope}: {question}: events part p95 "

@@ -14,7 +14,7 @@ import redis
 
 from analytics.clickhouse import Client, open_clickhouse
 from analytics.events.schema import ROLLUP_TABLES as EVENT_ROLLUP_TABLES
-from analytics.schema import CLICK_VIEWS, migrate
+from analytics.schema import CLICK_VIEWS, STORES, migrate
 
 CHROME_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -22,7 +22,7 @@ CHROME_WINDOWS = (
 )
 STREAM = "invite:clicks"
 TABLES = ("clicks", "conversions", "registration_codes", "partners", "events", "events_credited",
-          "commissions", "series_cache", *(view.table for view in CLICK_VIEWS),
+          "commissions", *STORES, *(view.table for view in CLICK_VIEWS),
           *EVENT_ROLLUP_TABLES)
 
 

@@ -15,7 +15,7 @@ from analytics.clickhouse import Client
 from analytics.events import queries as funnel_events
 from analytics.events.queries import Figures
 from analytics.filters import ClickFilter
-from analytics.schema import rebuild_views
+from analytics.schema import clear_stores, rebuild_views
 from tests.analytics.fixtures_api import DAY, TREE, click, hours, insert_clicks
 from tests.analytics.test_funnel_rollups import NAMES, START, generate
 
@@ -31,9 +31,9 @@ def stored(clickhouse: Client) -> int:
 def from_scratch(clickhouse: Client, f: ClickFilter, interval: str) -> list[Any]:
     """The series with nothing stored (what it was before the cache)."""
     kept = clickhouse.query("SELECT * FROM invite.series_cache").result_rows
-    clickhouse.command(series_cache.CLEAR)
+    clear_stores(clickhouse)
     points = queries.timeseries(clickhouse, f, interval)
-    clickhouse.command(series_cache.CLEAR)
+    clear_stores(clickhouse)
     if kept:
         clickhouse.insert("invite.series_cache", [list(row) for row in kept])
     return points
