@@ -19,13 +19,16 @@ the millisecond of now, which no dashboard view asks: partial hours and days at 
 `--rounds` timed runs after `--warmup` untimed ones; p95 is the nearest rank (ms). CPU is the
 median CPU time the process spent per run (ms, all of the engine's threads).
 
+`--live` inserts a broker's live traffic while timing (loadtests/events_live.py).
+
 `python -m loadtests.events_queries [--data-dir DIR] [--rounds 20] [--window dashboard|rolling]
-[--json FILE]`
+[--live] [--json FILE]`
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import shutil
@@ -47,6 +50,7 @@ from analytics.schema import clear_stores, migrate
 from analytics.side import SideParts
 from loadtests import bench_queries, events_data
 from loadtests.bench_queries import percentile
+from loadtests.events_live import LiveTraffic
 
 GOAL_P95_MS = 100.0
 BREAKDOWNS = ("country", "device", "os", "browser", "referrer", "campaign", "partner", "subId",
@@ -317,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", choices=("dashboard", "rolling"), default="dashboard",
                         help="the dashboard's 30-day view of whole days (default), or the API's "
                         "default window: the 30 days up to now")
+    parser.add_argument("--live", action="store_true",
+                        help="insert a broker's live traffic while timing (loadtests.events_live;"
+                        " it adds rows to --data-dir: use a copy)")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args(argv)
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-events-queries-"))
@@ -340,8 +347,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             events_data.generate_events(client, args.days, end, args.events)
         events_data.say(f"timing {args.rounds} rounds per question and part")
-        timings, facts = measure(client, side, end, args.rounds, args.warmup, args.only,
-                                 rolling=args.window == "rolling")
+        with contextlib.ExitStack() as stack:
+            live = stack.enter_context(LiveTraffic(
+                lambda: open_clickhouse(f"chdb://{directory}"))) if args.live else None
+            timings, facts = measure(client, side, end, args.rounds, args.warmup, args.only,
+                                     rolling=args.window == "rolling")
+        if live is not None:
+            facts.update(live.facts())
+            events_data.say(f"live traffic: {live.facts()}")
         print("\n".join(report(timings, facts)))
         if args.json:
             args.json.write_text(json.dumps(
