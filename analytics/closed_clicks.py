@@ -25,7 +25,7 @@ import logging
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -47,45 +47,64 @@ _ROWS: Final = "#rows"
 log = logging.getLogger("invite.analytics")
 
 
-def closed_part(client: Client, source: Source, f: ClickFilter,
-                now: datetime | None = None) -> Closed | None:
-    """The stored rows of the range's ended days, computed and stored first if needed; None
-    when the range has none to keep or the store cannot be used."""
+def closed_end(f: ClickFilter, now: datetime | None = None) -> datetime | None:
+    """Where the range's kept days end (the start of today, or the range's end); None when it
+    has none to keep."""
     end = min(f.end, floor_to(now or datetime.now(UTC), DAY))
     if f.start != floor_to(f.start, HOUR) or end - f.start < MIN_CLOSED:
         return None
-    sql, parameters = union_sql(source, f.start, end)
-    entry = hashlib.sha256(json.dumps(
-        [VERSION, sql, sorted((name, str(value)) for name, value in parameters.items())],
-    ).encode()).hexdigest()
+    return end
+
+
+def keep(client: Client, store: tuple[str, str], sql: str, parameters: dict[str, Any],
+         insert: str, start: datetime, end: datetime) -> tuple[str, str] | None:
+    """(entry, attempt) of the stored rows of `sql` (the rows of [start, end)), computed and
+    stored first if needed: `insert` is `INSERT INTO {rows table} (columns) SELECT ...` with
+    `{rows}` for the statement, `{closed_entry:String}` and `{closed_attempt:String}` for the
+    ids. `store`: the rows' table and the entries' table. None when it cannot be used."""
+    rows_table, entries_table = store
+    bound = sorted((name, str(value)) for name, value in parameters.items())
+    entry = hashlib.sha256(json.dumps([VERSION, rows_table, sql, bound]).encode()).hexdigest()
     tables = sorted(set(_TABLES_READ.findall(sql)))
     try:
         state = series_cache.read_state(client, tables)
         found = client.query(
-            f"SELECT attempt, high_water FROM {DATABASE}.{ENTRIES} "  # noqa: S608
+            f"SELECT attempt, high_water FROM {DATABASE}.{entries_table} "  # noqa: S608
             "WHERE entry = {entry:String} ORDER BY computed_at DESC LIMIT 1",
             parameters={"entry": entry},
         ).result_rows
-        if found and _valid(state, f.start, end, json.loads(found[0][1])):
-            return Closed(entry, str(found[0][0]), end)
+        if found and _valid(state, start, end, json.loads(found[0][1])):
+            return entry, str(found[0][0])
         if series_cache.mutating(client, tables):
             return None
         attempt = uuid.uuid4().hex
-        client.command(
-            f"INSERT INTO {DATABASE}.{TABLE} (entry, attempt, t, key, outcome, n_clicks, "  # noqa: S608
-            "n_human, visitor_state) SELECT {closed_entry:String}, {closed_attempt:String}, t, "
-            "key, outcome, sum(n_clicks), sum(n_human), "
-            f"uniqCombinedMergeState(14)(visitor_state) FROM ({sql}) GROUP BY t, key, outcome",
-            parameters={**parameters, "closed_entry": entry, "closed_attempt": attempt},
-        )
+        client.command(insert.replace("{rows}", sql), parameters={
+            **parameters, "closed_entry": entry, "closed_attempt": attempt})
         # Written after its rows: an entry found has all of them.
-        client.insert(f"{DATABASE}.{ENTRIES}",
-                      [[entry, attempt, json.dumps(_marks(state, f.start, end))]],
+        client.insert(f"{DATABASE}.{entries_table}",
+                      [[entry, attempt, json.dumps(_marks(state, start, end))]],
                       column_names=["entry", "attempt", "high_water"])
     except ClickHouseError as exc:  # a server user without the rights: asked in full
-        log.warning("closed clicks not stored, asking every day: %s", exc)
+        log.warning("%s not stored, asking every day: %s", rows_table, exc)
         return None
-    return Closed(entry, attempt, end)
+    return entry, attempt
+
+
+def closed_part(client: Client, source: Source, f: ClickFilter,
+                now: datetime | None = None) -> Closed | None:
+    """The stored rows of the range's ended days, computed and stored first if needed; None
+    when the range has none to keep or the store cannot be used."""
+    end = closed_end(f, now)
+    if end is None:
+        return None
+    sql, parameters = union_sql(source, f.start, end)
+    kept = keep(client, (TABLE, ENTRIES), sql, parameters, (
+        f"INSERT INTO {DATABASE}.{TABLE} (entry, attempt, t, key, outcome, n_clicks, "  # noqa: S608
+        "n_human, visitor_state) SELECT {closed_entry:String}, {closed_attempt:String}, t, "
+        "key, outcome, sum(n_clicks), sum(n_human), "
+        "uniqCombinedMergeState(14)(visitor_state) FROM ({rows}) GROUP BY t, key, outcome"
+    ), f.start, end)
+    return None if kept is None else Closed(*kept, end)
 
 
 def _marks(state: series_cache.State, start: datetime, end: datetime) -> dict[str, int]:

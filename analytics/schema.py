@@ -461,9 +461,26 @@ _CLOSED_CLICKS_DDL = (
     "attempt String, high_water String, computed_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
     f"ENGINE = ReplacingMergeTree(computed_at) ORDER BY entry {_KEPT_TWO_DAYS}",
 )
-# Figures computed once and kept (analytics.series_cache, analytics.closed_clicks): emptied
-# whenever the tables they were read from may have changed without a newer part.
-STORES = (series_cache.TABLE, CLOSED_CLICKS, CLOSED_CLICKS_ENTRIES)
+# The same for a question's funnel events (analytics.events.queries): per key and event type,
+# the signed sums and the users with a live event (a uniqExact state: distinct counts over days
+# kept and today read are the union of the two sets).
+CLOSED_EVENTS = "closed_events"
+CLOSED_EVENTS_ENTRIES = "closed_events_entries"
+_CLOSED_EVENTS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{CLOSED_EVENTS} (entry String, attempt String, "
+    "key String, event_type LowCardinality(String), "
+    "users AggregateFunction(uniqExactIf, UInt64, UInt8), n Int64, n_ftd Int64, "
+    "n_amount Decimal(38, 8), n_ftd_amount Decimal(38, 8), n_lots Decimal(38, 8), "
+    "n_revenue Decimal(38, 8), computed_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+    f"ENGINE = MergeTree ORDER BY (entry, attempt, key) {_KEPT_TWO_DAYS}",
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{CLOSED_EVENTS_ENTRIES} (entry String, "
+    "attempt String, high_water String, computed_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+    f"ENGINE = ReplacingMergeTree(computed_at) ORDER BY entry {_KEPT_TWO_DAYS}",
+)
+# Figures computed once and kept (analytics.series_cache, analytics.closed_clicks, the events'):
+# emptied whenever the tables they were read from may have changed without a newer part.
+STORES = (series_cache.TABLE, CLOSED_CLICKS, CLOSED_CLICKS_ENTRIES, CLOSED_EVENTS,
+          CLOSED_EVENTS_ENTRIES)
 
 
 def clear_stores(client: CommandClient) -> None:
@@ -561,6 +578,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _views_added(_HOURS_WITHOUT_CAMPAIGN)),
     Migration(15, "series_cache: the closed buckets of the time series", (series_cache.DDL,)),
     Migration(16, "closed_clicks: the clicks of ended days, kept per question", _CLOSED_CLICKS_DDL),
+    Migration(17, "closed_events: the funnel events of ended days, kept per question",
+              _CLOSED_EVENTS_DDL),
 )
 
 

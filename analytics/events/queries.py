@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics import series_cache
+from analytics import closed_clicks, series_cache
 from analytics.events import rollups
 from analytics.filters import ClickFilter
 from analytics.queries import QUERY_SETTINGS, Query
-from analytics.rollups import partner_conditions, raw_where
+from analytics.rollups import Closed, partner_conditions, raw_where
+from analytics.schema import CLOSED_EVENTS, CLOSED_EVENTS_ENTRIES
 
 DATABASE: Final = "invite"
 ZERO: Final = Decimal(0)
@@ -90,17 +91,64 @@ _FIGURES: Final = (
 )
 
 
+# With the kept days (analytics.closed_clicks.keep, table `closed_events`): their rows per key and
+# event type, and today's per-user rows summed the same way, merged. (The sums are named apart
+# from the per-user rows' `n`…, which the users' condition reads.)
+_BY_TYPE: Final = (
+    "key, event_type, uniqExactIfState(user_key, n > 0) AS users, sum(n) AS e_n, "
+    "sum(n_ftd) AS e_ftd, sum(n_amount) AS e_amount, sum(n_ftd_amount) AS e_ftd_amount, "
+    "sum(n_lots) AS e_lots, sum(n_revenue) AS e_revenue"
+)
+_KEPT: Final = (
+    "SELECT key, event_type, users, n AS e_n, n_ftd AS e_ftd, n_amount AS e_amount, "
+    "n_ftd_amount AS e_ftd_amount, n_lots AS e_lots, n_revenue AS e_revenue "
+    f"FROM {DATABASE}.closed_events "
+    "WHERE entry = {closed_entry:String} AND attempt = {closed_attempt:String}"
+)
+_KEEP: Final = (
+    f"INSERT INTO {DATABASE}.closed_events (entry, attempt, key, event_type, users, n, n_ftd, "
+    "n_amount, n_ftd_amount, n_lots, n_revenue) SELECT {closed_entry:String}, "
+    "{closed_attempt:String}, key, event_type, uniqExactIfState(user_key, n > 0), sum(n), "
+    "sum(n_ftd), sum(n_amount), sum(n_ftd_amount), sum(n_lots), sum(n_revenue) FROM ({rows}) "
+    "GROUP BY key, event_type"
+)
+_MERGED: Final = (
+    "SELECT key, 0 AS bucket, sumIf(e_n, event_type = 'account_opened'), "
+    "uniqExactIfMergeIf(users, event_type = 'kyc_approved'), "
+    "sumIf(e_ftd, event_type = 'deposit'), sumIf(e_ftd_amount, event_type = 'deposit'), "
+    "uniqExactIfMergeIf(users, event_type = 'deposit'), "
+    "sumIf(e_amount, event_type = 'deposit'), sumIf(e_amount, event_type = 'withdrawal'), "
+    "uniqExactIfMergeIf(users, event_type = 'trade'), "
+    "sumIf(e_lots, event_type = 'trade'), sumIf(e_revenue, event_type = 'trade') "
+    "FROM ({parts}) GROUP BY key"
+)
+
+
+def _where(key: str, keys: Sequence[str] | None) -> tuple[tuple[str, ...], dict[str, Any]]:
+    if keys is None:
+        return (), {}
+    return (f"{key} IN {{keys:Array(String)}}",), {"keys": list(keys)}
+
+
 def figures_query(
     f: ClickFilter, key: str = "''", interval: str | None = None,
     keys: Sequence[str] | None = None, *, views: bool = True,
-    dirty: Mapping[str, rollups.Ranges] | None = None,
+    dirty: Mapping[str, rollups.Ranges] | None = None, closed: Closed | None = None,
 ) -> Query:
     """The figures of the filter's credited events, per value of `key` (a column) and bucket
-    (`views`, `dirty`: see analytics.events.rollups.per_user_rows)."""
-    where: tuple[str, ...] = ()
-    parameters: dict[str, Any] = {}
-    if keys is not None:
-        where, parameters = (f"{key} IN {{keys:Array(String)}}",), {"keys": list(keys)}
+    (`views`, `dirty`: see analytics.events.rollups.per_user_rows). `closed` (no buckets): the
+    stored figures of the range's first days, the rest read."""
+    where, parameters = _where(key, keys)
+    if closed is not None:
+        parts = [_KEPT]
+        parameters = {**parameters, "closed_entry": closed.entry,
+                      "closed_attempt": closed.attempt}
+        if closed.end < f.end:
+            rows, parameters = rollups.per_user_rows(
+                replace(f, start=closed.end), key, None, where, parameters, dirty=dirty)
+            parts.append(f"SELECT {_BY_TYPE} FROM ({rows}) GROUP BY key, event_type")
+        sql = _MERGED.format(parts=" UNION ALL ".join(parts))
+        return Query(sql + QUERY_SETTINGS, parameters)
     rows, parameters = rollups.per_user_rows(f, key, interval, where, parameters,
                                              views=views, dirty=dirty)
     by_bucket = key == "''" and interval is not None
@@ -132,7 +180,28 @@ def read_figures(
     if rollups.reads_raw(f, key):  # no view to look at
         sql, parameters = build(None)
         return client.query(sql, parameters=parameters).result_rows
+    closed = _closed(client, f, key, keys) if interval is None else None
+    if closed is not None:
+        def build_closed(dirty: Mapping[str, rollups.Ranges] | None) -> tuple[str, dict[str, Any]]:
+            query = figures_query(f, key, None, keys, dirty=dirty, closed=closed)
+            return query.sql, query.parameters
+
+        return rollups.read(client, build_closed)
     return rollups.read(client, build)
+
+
+def _closed(client: Client, f: ClickFilter, key: str, keys: Sequence[str] | None
+            ) -> Closed | None:
+    """The stored figures of the range's ended days (analytics.closed_clicks.keep), computed
+    with every row summed per user while read (exact without looking at the views' parts)."""
+    end = closed_clicks.closed_end(f)
+    if end is None:
+        return None
+    where, parameters = _where(key, keys)
+    rows, parameters = rollups.per_user_rows(replace(f, end=end), key, None, where, parameters)
+    kept = closed_clicks.keep(client, (CLOSED_EVENTS, CLOSED_EVENTS_ENTRIES), rows, parameters,
+                              _KEEP, f.start, end)
+    return None if kept is None else Closed(*kept, end)
 
 
 def figures(client: Client, f: ClickFilter) -> Figures:
