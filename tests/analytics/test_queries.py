@@ -154,6 +154,11 @@ def test_top_keys_found_first_give_the_same_rows(clickhouse: Client) -> None:
     # One partner's own clicks are read raw: their visitors in the same pass.
     assert queries.breakdown_keys(clickhouse, day_filter(partner_id=TREE.leaf), "link", 2) is None
     assert queries.breakdown(clickhouse, ONE_DAY, "partner", 2, []) == []
+    # Sub-IDs over ended days (kept: analytics.closed_clicks) in one pass; today's in two.
+    assert queries.breakdown_keys(clickhouse, ONE_DAY, "subId", 2) is None
+    now = datetime.now(UTC)
+    assert queries.breakdown_keys(
+        clickhouse, ClickFilter(start=now - timedelta(hours=5), end=now), "subId", 2) == []
 
 
 def test_a_visitor_seen_in_the_views_and_in_the_raw_edge_counts_once(clickhouse: Client) -> None:
