@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics import closed_clicks, rollups, series_cache
+from analytics import closed_clicks, kept_days, rollups, series_cache
 from analytics.filters import MAX_BREAKDOWN_LIMIT, ClickFilter
 from analytics.rollups import CREDITED, Closer, Conditions, Source, click_source, raw_where
 from analytics.schema import DATABASE
@@ -315,7 +315,7 @@ def breakdown_keys(client: Client, f: ClickFilter, by: str, limit: int) -> list[
     column = dimension_column(by)
     if column not in MANY_KEYS or click_source(f, by=column).rollup is rollups.RAW:
         return None
-    if column == "sub_id" and closed_clicks.closed_end(f) is not None:
+    if column == "sub_id" and kept_days.closed_end(f) is not None:
         return None  # tens to hundreds of values, their ended days kept: one pass costs less
     return [str(row[0]) for row in rows(
         client, breakdown_top_query(f, by, limit, closed_clicks.closer(client)))]

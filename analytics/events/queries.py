@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics import closed_clicks, series_cache
+from analytics import kept_days, series_cache
 from analytics.events import rollups
 from analytics.filters import ClickFilter
 from analytics.queries import QUERY_SETTINGS, Query
@@ -91,7 +91,7 @@ _FIGURES: Final = (
 )
 
 
-# With the kept days (analytics.closed_clicks.keep, table `closed_events`): their rows per key and
+# With the kept days (analytics.kept_days, table `closed_events`): their rows per key and
 # event type, and today's per-user rows summed the same way, merged. (The sums are named apart
 # from the per-user rows' `n`…, which the users' condition reads.)
 _BY_TYPE: Final = (
@@ -173,19 +173,14 @@ def read_figures(
     keys: Sequence[str] | None = None,
 ) -> Sequence[Sequence[Any]]:
     """figures_query's rows (analytics.events.rollups.read)."""
-    def build(dirty: Mapping[str, rollups.Ranges] | None) -> tuple[str, dict[str, Any]]:
-        query = figures_query(f, key, interval, keys, dirty=dirty)
-        return query.sql, query.parameters
-
     # One partner's own events are a few primary-key ranges: cheaper read than checked.
     own = f.partner_id is not None and not f.include_downline
     closed = _closed(client, f, key, keys) if interval is None and not own else None
-    if closed is not None:
-        def build_closed(dirty: Mapping[str, rollups.Ranges] | None) -> tuple[str, dict[str, Any]]:
-            query = figures_query(f, key, None, keys, dirty=dirty, closed=closed)
-            return query.sql, query.parameters
 
-        build = build_closed
+    def build(dirty: Mapping[str, rollups.Ranges] | None) -> tuple[str, dict[str, Any]]:
+        query = figures_query(f, key, interval, keys, dirty=dirty, closed=closed)
+        return query.sql, query.parameters
+
     if rollups.reads_raw(f, key):  # no view to look at
         sql, parameters = build(None)
         return client.query(sql, parameters=parameters).result_rows
@@ -194,14 +189,14 @@ def read_figures(
 
 def _closed(client: Client, f: ClickFilter, key: str, keys: Sequence[str] | None
             ) -> Closed | None:
-    """The stored figures of the range's ended days (analytics.closed_clicks.keep), computed
+    """The stored figures of the range's ended days (analytics.kept_days), computed
     with every row summed per user while read (exact without looking at the views' parts)."""
-    end = closed_clicks.closed_end(f)
+    end = kept_days.closed_end(f)
     if end is None:
         return None
     where, parameters = _where(key, keys)
     rows, parameters = rollups.per_user_rows(replace(f, end=end), key, None, where, parameters)
-    kept = closed_clicks.keep(client, (CLOSED_EVENTS, CLOSED_EVENTS_ENTRIES), rows, parameters,
+    kept = kept_days.keep(client, (CLOSED_EVENTS, CLOSED_EVENTS_ENTRIES), rows, parameters,
                               _KEEP, f.start, end)
     return None if kept is None else Closed(*kept, end)
 

@@ -1,5 +1,5 @@
 """The funnel figures of a question's ended days kept in `closed_events` (analytics.events.queries
-with analytics.closed_clicks.keep): asked again, they are read back and merged with the rest, and
+with analytics.kept_days.keep): asked again, they are read back and merged with the rest, and
 equal the figures worked out by hand and the figures asked with nothing stored, through late
 rows, cancellations, re-credits and deletes."""
 
