@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics import links, names, queries
+from analytics import closed_clicks, links, names, queries
 from analytics.commissions import figures as commission_figures
 from analytics.events import queries as funnel_events
 from analytics.filters import ClickFilter, filter_json
@@ -93,16 +93,35 @@ def breakdown(client: Client, side: SideParts, f: ClickFilter, by: str,
     paid = side.submit(lambda other: commission_figures.by_key(other, f, column, None))
     events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, None)) \
         if column not in funnel_events.MANY_KEYS else None
-    top = queries.breakdown_keys(client, f, by, limit)
+    # Kept for every key: looked up while the top keys are found.
+    kept = side.submit(lambda other: funnel_events.kept_days_of(other, f, column)) \
+        if column in funnel_events.EVERY_KEY_KEPT else None
+    closer = closed_clicks.closer(client)  # the top keys' kept days serve their rows too
+    # A dimension of few values has its registrations asked for every value beside the rest.
+    asks_registrations = queries.has_registrations(by)
+    registered = side.submit(
+        lambda other: queries.breakdown_registrations(other, f, by, None)) \
+        if asks_registrations and column not in queries.MANY_KEYS else None
+    top = queries.breakdown_keys(client, f, by, limit, closer)
     if events is None and top is not None:
-        events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, top))
+        events = side.submit(lambda other: funnel_events.figures_by_key(
+            other, f, column, top, kept.result() if kept is not None else None))
+    named = None
+    if top is not None:
+        # The top keys' registrations and names (partners) beside their visitors.
+        if asks_registrations:
+            registered = side.submit(
+                lambda other: queries.breakdown_registrations(other, f, by, top))
+        named = side.submit(lambda other: names.names(other, top)) if by == "partner" else None
     # A link's partner, campaign, sub-ID and registrations come through its clicks.
     link = side.submit(lambda other: links.link_columns(other, f, top)) \
         if by == "link" and top is not None else None
-    rows = queries.breakdown(client, f, by, limit, top)
+    rows = queries.breakdown(client, f, by, limit, top, closer,
+                             registered.result if registered is not None else None)
     keys = [row.key for row in rows]
     if events is None:
-        events = side.submit(lambda other: funnel_events.figures_by_key(other, f, column, keys))
+        events = side.submit(lambda other: funnel_events.figures_by_key(
+            other, f, column, keys, kept.result() if kept is not None else None))
     if by == "link" and link is None:
         link = side.submit(lambda other: links.link_columns(other, f, keys))
     link_of = link.result() if link is not None else {}
@@ -111,9 +130,9 @@ def breakdown(client: Client, side: SideParts, f: ClickFilter, by: str,
         by_key.get(key, NO_FIGURES), commissions=by_key_paid.get(key, ZERO)).to_json()}
         for key in keys}
     if by == "partner":
-        named = names.names(client, keys)
+        name_of = named.result() if named is not None else names.names(client, keys)
         for key in keys:
-            beside[key]["name"] = named.get(key)
+            beside[key]["name"] = name_of.get(key)
     return [{**breakdown_row_json(row), **beside[row.key]} for row in rows]
 
 

@@ -1,8 +1,8 @@
 """Erasing a person: `DELETE /api/privacy/visitors/{visitorId}` and `/users/{userId}` (admin).
 
 Their raw rows go from everywhere they are kept: the Redis streams the batcher has not moved yet
-and the dead letters, `invite.clicks`, `invite.conversions` and the codes of its registrations'
-clicks (`invite.registration_codes`). The aggregated views keep their
+and the dead letters, `invite.clicks`, `invite.conversions` and its registrations with their
+clicks' codes (`invite.registration_codes`). The aggregated views keep their
 counts, which hold no identities (visitor states are HyperLogLog sketches of hashes).
 Their funnel events go too (`invite.events`, `invite.events_credited`, the event stream); the
 commissions ledger keeps their lines (what partners were paid: accounting records) with the
@@ -199,14 +199,17 @@ class Privacy:
             erased.update(await self._user_in_redis(redis, user_id, click_ids, visitors))
         finally:
             await redis.aclose()
+        # Its registrations (as conversions names them, so before those go) and their clicks.
+        erased["clickhouse:registration_codes"] = await self._clickhouse(
+            lambda client: _delete(
+                client, "registration_codes",
+                f"event_id IN (SELECT event_id FROM {DATABASE}.conversions "  # noqa: S608
+                "WHERE user_id = {user:String}) OR click_id IN {clicks:Array(String)}",
+                {"user": user_id, "clicks": click_ids}))
         erased["clickhouse:conversions"] = await self._clickhouse(
             lambda client: _delete(client, "conversions", "user_id = {user:String}",
                                    {"user": user_id})
         )
-        erased["clickhouse:registration_codes"] = await self._clickhouse(
-            lambda client: _delete(client, "registration_codes",
-                                   "click_id IN {clicks:Array(String)}", {"clicks": click_ids})
-        ) if click_ids else 0
         erased["clickhouse:clicks"] = await self._clicks_twice(visitors, click_ids)
         for table in ("events", "events_credited", *EVENT_ROLLUP_TABLES):
             erased[f"clickhouse:{table}"] = await self._clickhouse(

@@ -7,7 +7,7 @@ the whitelists below (hence the `noqa: S608`, ruff's string-built-SQL warning).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -280,9 +280,12 @@ def breakdown_top_query(f: ClickFilter, by: str, limit: int,
 
 def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str],
                     closer: Closer | None = None) -> Query:
-    """Counts and unique visitors of the given keys of a dimension."""
+    """Counts and unique visitors of the given keys of a dimension; their ended days from the
+    rows kept for every key (those breakdown_top_query reads: one entry for both, whichever
+    keys are on top)."""
     column = dimension_column(by)
     source = click_source(f, by=column)
+    closed = closer(source, f) if closer is not None else None
     in_keys = [f"{source.view_key} IN {{keys:Array(String)}}"]
     in_raw_keys = f"{source.raw_key} IN {{keys:Array(String)}}"
     source = replace(source, conditions=Conditions(
@@ -290,24 +293,44 @@ def breakdown_query(f: ClickFilter, by: str, keys: Sequence[str],
         raw=[*source.conditions.raw, in_raw_keys],
         parameters={**source.conditions.parameters, "keys": list(keys)},
     ), whole_raw=(*source.whole_raw, in_raw_keys) if source.whole_raw else ())
-    return _over(source, f, f"key, {CLICK_METRICS}", f"GROUP BY key ORDER BY {BY_PEOPLE}",
-                 closer=closer)
+    union, parameters = rollups.union_sql(source, f.start, f.end, closed=closed,
+                                          closed_where="key IN {keys:Array(String)}")
+    return Query(f"SELECT key, {CLICK_METRICS} FROM ({union}) "  # noqa: S608
+                 f"GROUP BY key ORDER BY {BY_PEOPLE}{QUERY_SETTINGS}", parameters)
 
 
-def breakdown_registrations_query(f: ClickFilter, by: str, keys: Sequence[str]) -> Query | None:
+def breakdown_registrations_query(f: ClickFilter, by: str,
+                                  keys: Sequence[str] | None) -> Query | None:
+    """Registrations per value of a dimension that has them (None: it has none), among `keys`
+    (None: every value)."""
     column = dimension_column(by)
     if column not in _CONVERSION_DIMENSIONS:
         return None
-    where, parameters = raw_where(
-        f, "event_type = 'registration'", "partner_id != ''", f"{column} IN {{keys:Array(String)}}"
-    )
+    among = [] if keys is None else [f"{column} IN {{keys:Array(String)}}"]
+    where, parameters = raw_where(f, "event_type = 'registration'", "partner_id != ''", *among)
     return Query(
         select_final(f"{column} AS key, count()", "conversions", where, "GROUP BY key"),
-        {**parameters, "keys": list(keys)},
+        {**parameters, **({} if keys is None else {"keys": list(keys)})},
     )
 
 
-def breakdown_keys(client: Client, f: ClickFilter, by: str, limit: int) -> list[str] | None:
+def has_registrations(by: str) -> bool:
+    """Whether a breakdown's rows count registrations (partners and campaigns; a link's come
+    through its clicks: analytics/links.py)."""
+    return dimension_column(by) in _CONVERSION_DIMENSIONS
+
+
+def breakdown_registrations(client: Client, f: ClickFilter, by: str,
+                            keys: Sequence[str] | None) -> dict[str, int] | None:
+    """breakdown_registrations_query's counts; None for a dimension without registrations."""
+    query = breakdown_registrations_query(f, by, keys)
+    if query is None:
+        return None
+    return {str(key): int(count) for key, count in rows(client, query)}
+
+
+def breakdown_keys(client: Client, f: ClickFilter, by: str, limit: int,
+                   closer: Closer | None = None) -> list[str] | None:
     """The top keys of a dimension of many values, found by counts alone (what else a question
     asks of them can start then); None for the others, whose top rows come with their visitors
     in one statement, and where the clicks are read raw (one partner's own: a second pass over
@@ -318,26 +341,28 @@ def breakdown_keys(client: Client, f: ClickFilter, by: str, limit: int) -> list[
     if column == "sub_id" and kept_days.closed_end(f) is not None:
         return None  # tens to hundreds of values, their ended days kept: one pass costs less
     return [str(row[0]) for row in rows(
-        client, breakdown_top_query(f, by, limit, closed_clicks.closer(client)))]
+        client, breakdown_top_query(f, by, limit, closer or closed_clicks.closer(client)))]
 
 
 def breakdown(client: Client, f: ClickFilter, by: str, limit: int,
-              keys: Sequence[str] | None = None) -> list[BreakdownRow]:
-    """The top rows of a dimension; `keys`: its top keys as breakdown_keys found them."""
+              keys: Sequence[str] | None = None, closer: Closer | None = None,
+              registered: Callable[[], dict[str, int] | None] | None = None,
+              ) -> list[BreakdownRow]:
+    """The top rows of a dimension; `keys`: its top keys as breakdown_keys found them, with
+    `closer` (the same for both: its kept days are looked up once); `registered`: the
+    registrations of those keys (or of every value), asked beside (breakdown_registrations)."""
+    closer = closer or closed_clicks.closer(client)
     if keys is None:
-        keys = breakdown_keys(client, f, by, limit)
+        keys = breakdown_keys(client, f, by, limit, closer)
     if keys is not None:
-        found = rows(client, breakdown_query(
-            f, by, keys, closed_clicks.closer(client))) if keys else []
+        found = rows(client, breakdown_query(f, by, keys, closer)) if keys else []
     else:
-        found = rows(client, breakdown_ranked_query(f, by, limit, closed_clicks.closer(client)))
+        found = rows(client, breakdown_ranked_query(f, by, limit, closer))
         keys = [str(row[0]) for row in found]
     if not keys:
         return []
-    registrations: dict[str, int] | None = None
-    query = breakdown_registrations_query(f, by, keys)
-    if query is not None:
-        registrations = {str(key): int(count) for key, count in rows(client, query)}
+    registrations = registered() if registered is not None else breakdown_registrations(
+        client, f, by, keys)
     return [
         BreakdownRow(
             key=str(key), clicks=int(total), human_clicks=int(humans),

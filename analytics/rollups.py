@@ -275,12 +275,12 @@ Closer = Callable[[Source, ClickFilter], Closed | None]
 
 def union_sql(
     source: Source, start: datetime, end: datetime, t_unit: timedelta | None = None,
-    *, visitors: bool = True, closed: Closed | None = None,
+    *, visitors: bool = True, closed: Closed | None = None, closed_where: str = "",
 ) -> tuple[str, dict[str, Any]]:
     """A subquery of the common columns over [start, end); bucket starts are floored to t_unit
     (None: no buckets, `t` is constant). Without `visitors`, there is no `visitor_state` (the
     counts alone are much cheaper to read from raw clicks). `closed`: the rows of its days are
-    read from the store, the rest as usual."""
+    read from the store (those matching `closed_where` when given), the rest as usual."""
     state = ", visitors AS visitor_state" if visitors else ""
     raw_state = f", {RAW_VISITORS_STATE} AS visitor_state" if visitors else ""
     conditions = source.conditions
@@ -292,6 +292,7 @@ def union_sql(
             f"SELECT t, key, outcome, n_clicks, n_human{', visitor_state' if visitors else ''} "  # noqa: S608
             f"FROM {DATABASE}.closed_clicks WHERE entry = {{closed_entry:String}} "
             "AND attempt = {closed_attempt:String}"
+            + (f" AND {closed_where}" if closed_where else "")
         )
         start = closed.end
     left = [(start, end)] if start < end else []

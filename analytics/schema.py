@@ -15,7 +15,7 @@ from analytics.events.schema import (
     MIGRATION_11_EVENTS,
     MIGRATION_12_EVENTS,
 )
-from analytics.registration_codes import MIGRATION_13
+from analytics.registration_codes import MIGRATION_13, MIGRATION_18
 
 log = logging.getLogger("invite.schema")
 
@@ -477,10 +477,19 @@ _CLOSED_EVENTS_DDL = (
     "attempt String, high_water String, computed_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
     f"ENGINE = ReplacingMergeTree(computed_at) ORDER BY entry {_KEPT_TWO_DAYS}",
 )
-# Figures computed once and kept (analytics.series_cache, analytics.closed_clicks, the events'):
-# emptied whenever the tables they were read from may have changed without a newer part.
+# A link's partner, campaign and sub-ID as its clicks recorded them (they never change), found
+# once by a breakdown by link (analytics.links).
+LINK_DETAILS = "link_details"
+_LINK_DETAILS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{LINK_DETAILS} (code String, partner_id String, "
+    "campaign String, sub_id String, found_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+    "ENGINE = ReplacingMergeTree(found_at) ORDER BY code"
+)
+# Figures computed once and kept (analytics.series_cache, analytics.closed_clicks, the events',
+# the links' details): emptied whenever the tables they were read from may have changed without
+# a newer part.
 STORES = (series_cache.TABLE, CLOSED_CLICKS, CLOSED_CLICKS_ENTRIES, CLOSED_EVENTS,
-          CLOSED_EVENTS_ENTRIES)
+          CLOSED_EVENTS_ENTRIES, LINK_DETAILS)
 
 
 def clear_stores(client: CommandClient) -> None:
@@ -580,6 +589,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "closed_clicks: the clicks of ended days, kept per question", _CLOSED_CLICKS_DDL),
     Migration(17, "closed_events: the funnel events of ended days, kept per question",
               _CLOSED_EVENTS_DDL),
+    # Run it with the batchers stopped (registration_codes is rebuilt, then swapped); rerunnable.
+    Migration(18, "registration_codes: every registration with its code; link_details",
+              (*MIGRATION_18, _LINK_DETAILS_DDL)),
 )
 
 

@@ -194,7 +194,8 @@ def generate(client: Client, rows: int, days: int, end: datetime) -> None:
 
 
 def merge(client: Client, tables: tuple[str, ...] | None = None) -> None:
-    every = ("clicks", "conversions", "partners", *(view.table for view in CLICK_VIEWS))
+    every = ("clicks", "conversions", "registration_codes", "partners",
+             *(view.table for view in CLICK_VIEWS))
     for table in tables or every:
         client.command(f"OPTIMIZE TABLE {DATABASE}.{table} FINAL")
 

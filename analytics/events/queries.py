@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -28,6 +29,13 @@ from analytics.schema import CLOSED_EVENTS, CLOSED_EVENTS_ENTRIES
 DATABASE: Final = "invite"
 ZERO: Final = Decimal(0)
 CENT: Final = Decimal("0.01")
+# Keys whose figures of ended days are kept for every value (links: the rows of the top codes
+# are read from them whichever codes are on top, and they are looked up beside the top codes'
+# search). The others' are kept for the keys asked (partners: read from events_credited, every
+# partner's would cost seconds to compute).
+EVERY_KEY_KEPT: Final = frozenset({"code"})
+# Beside kept days, what is left to read from the views may be read summed as a whole.
+TODAY_AT_MOST: Final = timedelta(days=1)
 STEPS: Final = ("visitors", "registrations", "kyc", "ftd", "active")
 COHORTS: Final = ("clicks", "events")
 
@@ -140,7 +148,7 @@ def figures_query(
     stored figures of the range's first days, the rest read."""
     where, parameters = _where(key, keys)
     if closed is not None:
-        parts = [_KEPT]
+        parts = [_KEPT + (" AND key IN {keys:Array(String)}" if keys is not None else "")]
         parameters = {**parameters, "closed_entry": closed.entry,
                       "closed_attempt": closed.attempt}
         if closed.end < f.end:
@@ -168,20 +176,39 @@ def _figures(row: Sequence[Any]) -> Figures:
     )
 
 
-def read_figures(
-    client: Client, f: ClickFilter, key: str = "''", interval: str | None = None,
-    keys: Sequence[str] | None = None,
-) -> Sequence[Sequence[Any]]:
-    """figures_query's rows (analytics.events.rollups.read)."""
+@dataclass(frozen=True)
+class KeptDays:
+    """What kept_days found: the stored figures of the range's ended days, or None."""
+
+    closed: Closed | None
+
+
+def kept_days_of(client: Client, f: ClickFilter, key: str = "''",
+                 keys: Sequence[str] | None = None) -> KeptDays:
+    """The stored figures of the range's ended days for read_figures (looked up or computed
+    first): for every value of a key kept whole (EVERY_KEY_KEPT), so before its keys are
+    known."""
     # One partner's own events are a few primary-key ranges: cheaper read than checked.
     own = f.partner_id is not None and not f.include_downline
-    closed = _closed(client, f, key, keys) if interval is None and not own else None
+    return KeptDays(None if own else _closed(client, f, key, keys))
+
+
+def read_figures(
+    client: Client, f: ClickFilter, key: str = "''", interval: str | None = None,
+    keys: Sequence[str] | None = None, kept: KeptDays | None = None,
+) -> Sequence[Sequence[Any]]:
+    """figures_query's rows (analytics.events.rollups.read); `kept`: kept_days_of's, when it
+    was asked already."""
+    asked = None if interval is not None else kept or kept_days_of(client, f, key, keys)
+    closed = asked.closed if asked is not None else None
 
     def build(dirty: Mapping[str, rollups.Ranges] | None) -> tuple[str, dict[str, Any]]:
         query = figures_query(f, key, interval, keys, dirty=dirty, closed=closed)
         return query.sql, query.parameters
 
-    if rollups.reads_raw(f, key):  # no view to look at
+    # No view to look at; or today alone is left beside the kept days: its rows summed while
+    # read cost less than looking at the views' parts before and after.
+    if rollups.reads_raw(f, key) or (closed is not None and f.end - closed.end <= TODAY_AT_MOST):
         sql, parameters = build(None)
         return client.query(sql, parameters=parameters).result_rows
     return rollups.read(client, build)
@@ -194,7 +221,7 @@ def _closed(client: Client, f: ClickFilter, key: str, keys: Sequence[str] | None
     end = kept_days.closed_end(f)
     if end is None:
         return None
-    where, parameters = _where(key, keys)
+    where, parameters = _where(key, None if key in EVERY_KEY_KEPT else keys)
     rows, parameters = rollups.per_user_rows(replace(f, end=end), key, None, where, parameters)
     kept = kept_days.keep(client, (CLOSED_EVENTS, CLOSED_EVENTS_ENTRIES), rows, parameters,
                               _KEEP, f.start, end)
@@ -238,12 +265,14 @@ MANY_KEYS: Final = frozenset({"partner_id", "code"})
 
 
 def figures_by_key(
-    client: Client, f: ClickFilter, column: str, keys: Sequence[str] | None
+    client: Client, f: ClickFilter, column: str, keys: Sequence[str] | None,
+    kept: KeptDays | None = None,
 ) -> dict[str, Figures]:
-    """Per value of `column` among `keys` (None: every value)."""
+    """Per value of `column` among `keys` (None: every value); `kept`: see read_figures."""
     if keys is not None and not keys:
         return {}
-    return {str(row[0]): _figures(row[2:]) for row in read_figures(client, f, column, keys=keys)}
+    return {str(row[0]): _figures(row[2:])
+            for row in read_figures(client, f, column, keys=keys, kept=kept)}
 
 
 def unattributed_events(client: Client, f: ClickFilter) -> int:

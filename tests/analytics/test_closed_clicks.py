@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from analytics import queries
+from analytics import closed_clicks, queries
 from analytics.clickhouse import Client
 from analytics.filters import ClickFilter
 from analytics.schema import clear_stores
@@ -180,3 +180,20 @@ def test_random_late_clicks_between_questions_never_show_a_stale_answer(
             clickhouse.command("OPTIMIZE TABLE invite.clicks_breakdown_daily FINAL")
         f = ClickFilter(start=WEEK.start, end=WEEK.end, **rng.choice(list(SCOPES.values())))
         assert answers(clickhouse, f) == from_scratch(clickhouse, f)
+
+
+def test_a_breakdowns_top_keys_and_their_rows_read_one_kept_entry(clickhouse: Client) -> None:
+    """The rows of the top keys come from the days kept for every key (those the top keys were
+    found in): looked up once per answer, and right whichever keys are on top."""
+    a_week_of_clicks(clickhouse)
+    closer = closed_clicks.closer(clickhouse)
+    top = queries.breakdown_keys(clickhouse, WEEK, "link", 1, closer)
+    assert top == ["a1"]
+    rows = queries.breakdown(clickhouse, WEEK, "link", 1, top, closer)
+    assert [(row.key, row.clicks, row.unique_visitors) for row in rows] == [("a1", 2, 2)]
+    assert entries(clickhouse) == 1
+
+    both = queries.breakdown(clickhouse, WEEK, "link", 2)  # other keys on top: the same entry
+    assert [row.key for row in both] == ["a1", "dadMUv6"]  # the fixture's default code
+    assert entries(clickhouse) == 1
+    assert both == from_scratch(clickhouse, WEEK)[2][:2]

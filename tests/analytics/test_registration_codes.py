@@ -1,6 +1,7 @@
-"""The link code of each registration's click (schema migration 13): stored by the batcher once
-the registrations are written, backfilled by the migration, and a link's registrations counted
-exactly whether or not the code is stored yet."""
+"""Every registration with the link code of its click (schema migrations 13 and 18): written by
+a view on `conversions`, its code stored by the batcher once the registrations are written,
+backfilled by the migration, and a link's registrations counted exactly whether or not the code
+is stored yet."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import redis
 from analytics import links, registration_codes
 from analytics.clickhouse import Client
 from analytics.filters import ClickFilter
+from analytics.registration_codes import MIGRATION_13
 from analytics.schema import migrate
 from edge.streams import CONVERSION_STREAM
 from tests.analytics.fixtures_api import (
@@ -60,6 +62,10 @@ def registered(clickhouse: Client, user: str, click_id: str) -> None:
 def test_the_migration_stores_the_codes_of_the_registrations_before_it(
     clickhouse: Client,
 ) -> None:
+    """Migration 18 from a database with migration 13's table: every registration, with the
+    codes already stored (kept after their clicks went) or looked up."""
+    clickhouse.command("DROP VIEW invite.registration_codes_mv")
+    clickhouse.command("DROP TABLE invite.registration_codes")
     first = clicked(clickhouse, "L1", DAY + hours(1))
     # The row's time a millisecond before its id's: still found.
     second = clicked(clickhouse, "L2", DAY + hours(2), ts_offset_ms=-1)
@@ -67,14 +73,28 @@ def test_the_migration_stores_the_codes_of_the_registrations_before_it(
     registered(clickhouse, "2", second)
     registered(clickhouse, "3", str(uuid.uuid4()))  # a click no longer (or never) in `clicks`
     registered(clickhouse, "4", "not-a-click-id")
-    clickhouse.command("DROP TABLE invite.registration_codes")
-    clickhouse.command("DELETE FROM invite.schema_migrations WHERE version = 13")
+    for statement in MIGRATION_13:  # the table as migration 13 made and filled it
+        clickhouse.command(statement)
+    assert clickhouse.command("SELECT count() FROM invite.registration_codes") == 2
+    clickhouse.command("ALTER TABLE invite.clicks DELETE WHERE code = 'L1'",
+                       settings={"mutations_sync": 2})  # retention: L1 stays stored
+    late = uuid7_at(DAY + hours(3))
+    registered(clickhouse, "5", late)
+    insert_clicks(clickhouse, [click(TREE.leaf, at=DAY + hours(3), click_id=uuid.UUID(late),
+                                     code="L3")])  # its click after migration 13
+    clickhouse.command("DELETE FROM invite.schema_migrations WHERE version = 18")
 
-    assert migrate(clickhouse) == [13]
-    assert stored(clickhouse) == {"registration:1": "L1", "registration:2": "L2"}
-    clickhouse.command("DELETE FROM invite.schema_migrations WHERE version = 13")
-    assert migrate(clickhouse) == [13]  # again: nothing twice
-    assert clickhouse.command("SELECT count() FROM invite.registration_codes FINAL") == 2
+    assert migrate(clickhouse) == [18]
+    codes = {"registration:1": "L1", "registration:2": "L2", "registration:3": "",
+             "registration:4": "", "registration:5": "L3"}
+    assert stored(clickhouse) == codes
+    clickhouse.command("DELETE FROM invite.schema_migrations WHERE version = 18")
+    assert migrate(clickhouse) == [18]  # again: the same
+    assert stored(clickhouse) == codes
+    assert links.registrations(clickhouse, F, [TREE.leaf], ["L1", "L2", "L3"]) == {
+        "L1": 1, "L2": 1, "L3": 1}
+    registered(clickhouse, "6", first)  # the view writes the registrations from now on
+    assert stored(clickhouse)["registration:6"] == ""
 
 
 def test_a_links_registrations_come_from_the_stored_codes(clickhouse: Client) -> None:
@@ -101,7 +121,8 @@ def test_a_registration_before_its_click_reached_clickhouse_is_counted_all_the_s
     late = uuid7_at(DAY + hours(2))
     registered(clickhouse, "2", late)
     registration_codes.fill_batch(clickhouse, ["registration:1", "registration:2"])
-    assert stored(clickhouse) == {"registration:1": "L1"}  # the click of 2 is not there yet
+    # The click of 2 is not there yet.
+    assert stored(clickhouse) == {"registration:1": "L1", "registration:2": ""}
     insert_clicks(clickhouse, [click(TREE.leaf, at=DAY + hours(2), click_id=uuid.UUID(late),
                                      code="L1")])
 
@@ -123,20 +144,21 @@ def test_the_batcher_stores_the_code_of_each_registration_it_writes(
 
     drain_conversions(redis_server.url, clickhouse)
 
-    assert stored(clickhouse) == {"registration:41": "spring"}
+    assert stored(clickhouse) == {"registration:41": "spring", "registration:42": ""}
     window = ClickFilter(start=now - timedelta(hours=1), end=now + timedelta(hours=1))
     assert links.registrations(clickhouse, window, ["sub-ib"], ["spring"]) == {"spring": 1}
 
 
 def test_a_failed_lookup_leaves_the_batch_written(clickhouse: Client) -> None:
-    clickhouse.command("RENAME TABLE invite.registration_codes TO invite.registration_codes_away")
+    click_id = clicked(clickhouse, "L1", DAY + hours(1))
+    clickhouse.command("RENAME TABLE invite.clicks TO invite.clicks_away")
     try:
-        registered(clickhouse, "1", clicked(clickhouse, "L1", DAY + hours(1)))
+        registered(clickhouse, "1", click_id)
         registration_codes.fill_batch(clickhouse, ["registration:1"])  # logged, not raised
     finally:
-        clickhouse.command(
-            "RENAME TABLE invite.registration_codes_away TO invite.registration_codes")
+        clickhouse.command("RENAME TABLE invite.clicks_away TO invite.clicks")
 
+    assert stored(clickhouse) == {"registration:1": ""}  # written by the view, without its code
     assert links.registrations(clickhouse, F, [TREE.leaf], ["L1"]) == {"L1": 1}
 
 
@@ -154,3 +176,21 @@ def test_a_registration_recorded_again_with_another_click_counts_for_that_click_
     assert links.registrations(clickhouse, F, [TREE.leaf], ["L1", "L2"]) == {"L2": 1}
     registration_codes.fill_batch(clickhouse, ["registration:1"])
     assert links.registrations(clickhouse, F, [TREE.leaf], ["L1", "L2"]) == {"L2": 1}
+
+
+def test_a_links_partner_campaign_and_sub_id_are_found_once_and_kept(
+    clickhouse: Client,
+) -> None:
+    registered(clickhouse, "1", clicked(clickhouse, "L1", DAY + hours(1)))
+    registration_codes.fill_batch(clickhouse, ["registration:1"])
+    first = links.link_columns(clickhouse, F, ["L1", "L9"])
+    assert first["L1"]["partnerId"] == TREE.leaf
+    assert first["L1"]["registrations"] == 1
+    assert first["L9"] == {"partnerId": None, "campaign": None, "subId": None,
+                           "registrations": 0}  # no click: nothing kept
+    assert clickhouse.query("SELECT code, partner_id FROM invite.link_details").result_rows == [
+        ("L1", TREE.leaf)]
+
+    clickhouse.command("TRUNCATE TABLE invite.clicks")  # a link's never change: kept
+    assert links.link_columns(clickhouse, F, ["L1", "L9"]) == first
+    assert clickhouse.command("SELECT count() FROM invite.link_details") == 1
