@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
+from weakref import WeakSet
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -11,12 +12,21 @@ from analytics.schema import DATABASE
 from edge.errors import ConfigError
 from edge.logs import redact_url
 
-__all__ = ["Client", "open_clickhouse"]
+__all__ = ["Client", "embedded", "open_clickhouse"]
 
 # A server that accepts the connection but never answers must not hold a batch (and the
 # batcher's insert lock) forever; an insert of 100k rows takes well under this.
 SEND_RECEIVE_TIMEOUT_S = 60
 CONNECT_TIMEOUT_S = 5
+
+
+# The clients of the embedded engine: it lives as long as this process (and its clients).
+_EMBEDDED: WeakSet[Client] = WeakSet()
+
+
+def embedded(client: Client) -> bool:
+    """Whether the client is the embedded engine's (opened here with `chdb://`)."""
+    return client in _EMBEDDED
 
 
 def open_clickhouse(url: str) -> Client:
@@ -29,6 +39,7 @@ def open_clickhouse(url: str) -> Client:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "chdb":
         client = clickhouse_connect.get_client(dsn=url)
+        _EMBEDDED.add(client)
     elif scheme in ("http", "https"):
         # A path in the URL would be taken for a database name; ours is always `invite`.
         client = clickhouse_connect.get_client(

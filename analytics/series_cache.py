@@ -62,6 +62,11 @@ class Part:
     high: datetime | None  # inclusive
     newest: int
     rows: int = 0
+    blocks: tuple[int, int] = (0, 0)  # its first and last block numbers
+
+    def holds(self, blocks: tuple[int, int]) -> bool:
+        """Whether it holds the rows of a part of these blocks (itself, or merged from it)."""
+        return self.blocks[0] <= blocks[0] and blocks[1] <= self.blocks[1]
 
     def covers(self, start: datetime, end: datetime) -> bool:
         """Whether it may hold rows of [start, end)."""
@@ -100,17 +105,18 @@ def _bound(moment: datetime, day: date, *, end: bool) -> datetime | None:
 def read_state(client: Client, tables: Sequence[str]) -> State:
     found = client.query(
         "SELECT table, min_time, max_time, min_date, max_date, "
-        "greatest(max_block_number, toInt64(data_version)), rows FROM system.parts "
+        "greatest(max_block_number, toInt64(data_version)), rows, min_block_number, "
+        "max_block_number FROM system.parts "
         "WHERE active AND database = {database:String} AND table IN {tables:Array(String)}",
         parameters={"database": DATABASE, "tables": list(tables)},
     ).result_rows
     high_water = dict.fromkeys(tables, 0)
     parts: dict[str, list[Part]] = {}
-    for table, min_time, max_time, min_date, max_date, newest, rows in found:
+    for table, min_time, max_time, min_date, max_date, newest, rows, first, last in found:
         high_water[table] = max(high_water[table], int(newest))
         parts.setdefault(table, []).append(Part(
             _bound(min_time, min_date, end=False), _bound(max_time, max_date, end=True),
-            int(newest), int(rows)))
+            int(newest), int(rows), (int(first), int(last))))
     return State(high_water, parts)
 
 

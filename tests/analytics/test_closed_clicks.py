@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from analytics import closed_clicks, queries
-from analytics.clickhouse import Client
+from analytics.clickhouse import Client, embedded
 from analytics.filters import ClickFilter
 from analytics.schema import clear_stores
 from tests.analytics.fixtures_api import BOT, DAY, TREE, click, hours, insert_clicks
@@ -197,3 +197,23 @@ def test_a_breakdowns_top_keys_and_their_rows_read_one_kept_entry(clickhouse: Cl
     assert [row.key for row in both] == ["a1", "dadMUv6"]  # the fixture's default code
     assert entries(clickhouse) == 1
     assert both == from_scratch(clickhouse, WEEK)[2][:2]
+
+
+def test_an_entry_seen_is_taken_again_until_the_store_is_emptied(clickhouse: Client) -> None:
+    """The embedded engine's entries seen are taken again without reading their row (their
+    part still there), and forgotten when the store is emptied."""
+    a_week_of_clicks(clickhouse)
+    assert embedded(clickhouse)
+    first = answers(clickhouse, WEEK)
+    # Entry rows read again would be found wrong now (no marks): the ones seen are taken.
+    clickhouse.command("ALTER TABLE invite.closed_clicks_entries UPDATE high_water = '{}' "
+                       "WHERE 1", settings={"mutations_sync": 2})
+    stored = entries(clickhouse)
+    assert answers(clickhouse, WEEK) == first
+    assert entries(clickhouse) == stored  # nothing computed again
+
+    clear_stores(clickhouse)  # its parts go: what was seen is not taken again
+    insert_clicks(clickhouse, [click(at=DAY + hours(2), country="IT", code="a1")])
+    again = answers(clickhouse, WEEK)
+    assert again != first
+    assert again == from_scratch(clickhouse, WEEK)
