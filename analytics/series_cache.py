@@ -37,7 +37,7 @@ DATABASE: Final = "invite"
 TABLE: Final = "series_cache"
 # Part of every key: bump it when what a series computes changes, so stored buckets of the old
 # computation are never read.
-VERSION: Final = 1
+VERSION: Final = 2  # 2: the funnel's buckets as comma-separated figures
 # Rows not computed again within this time go (a bucket asked again is computed again).
 KEEP_DAYS: Final = 35
 DDL: Final = (
@@ -81,15 +81,18 @@ class State:
     parts: dict[str, list[Part]]
 
     def valid(self, bucket: datetime, unit: timedelta, stored: Mapping[str, int]) -> bool:
-        end = bucket + unit
+        newer = self.newer(stored)
+        return newer is not None and not any(part.covers(bucket, bucket + unit) for part in newer)
+
+    def newer(self, stored: Mapping[str, int]) -> list[Part] | None:
+        """The parts newer than the marks stored (None: a table read has none: all are)."""
+        newer: list[Part] = []
         for table in self.high_water:
             then = stored.get(table)
             if then is None:
-                return False
-            for part in self.parts.get(table, []):
-                if part.newest > then and part.covers(bucket, end):
-                    return False
-        return True
+                return None
+            newer.extend(part for part in self.parts.get(table, []) if part.newest > then)
+        return newer
 
 
 def _bound(moment: datetime, day: date, *, end: bool) -> datetime | None:
@@ -165,9 +168,13 @@ def _stored(client: Client, key: str, buckets: Sequence[datetime]
         "GROUP BY bucket",
         parameters={"key": key, "low": buckets[0], "high": buckets[-1]},
     ).result_rows
-    return {bucket.replace(tzinfo=UTC): (str(value), {
-        str(table): int(high_water) for table, high_water in json.loads(high_waters).items()})
-        for bucket, value, high_waters in found}
+    marks: dict[str, dict[str, int]] = {}  # buckets stored together share theirs
+    for _, _, high_waters in found:
+        if high_waters not in marks:
+            marks[high_waters] = {str(table): int(high_water)
+                                  for table, high_water in json.loads(high_waters).items()}
+    return {bucket.replace(tzinfo=UTC): (str(value), marks[high_waters])
+            for bucket, value, high_waters in found}
 
 
 def _store(client: Client, key: str, rows: Iterable[tuple[datetime, str]],
@@ -199,13 +206,20 @@ def by_bucket(
         return compute(f)
     found: dict[int, V] = {}
     fresh_from = None
+    newer: dict[int, list[Part] | None] = {}  # per marks stored (shared by their buckets)
+    decoded: dict[str, V] = {}
     for bucket in closed:
         hit = stored.get(bucket)
-        if hit is None or not state.valid(bucket, unit, hit[1]):
+        if hit is not None and id(hit[1]) not in newer:
+            newer[id(hit[1])] = state.newer(hit[1])
+        parts = newer[id(hit[1])] if hit is not None else None
+        if parts is None or any(part.covers(bucket, bucket + unit) for part in parts):
             fresh_from = bucket
             break
-        if hit[0]:  # '' is a bucket without figures
-            found[int(bucket.timestamp())] = decode(hit[0])
+        if hit is not None and hit[0]:  # '' is a bucket without figures
+            if hit[0] not in decoded:
+                decoded[hit[0]] = decode(hit[0])
+            found[int(bucket.timestamp())] = decoded[hit[0]]
     # Checked before computing: a mutation that starts later gets a number above the high-water
     # marks read, so its parts are seen to be newer.
     keep = fresh_from is not None and not mutating(client, tables)
