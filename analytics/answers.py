@@ -65,7 +65,8 @@ def summary(client: Client, side: SideParts, f: ClickFilter) -> dict[str, Any]:
     # The admin's: events no registration names yet.
     unattributed = None if f.partner_scoped else side.submit(
         lambda other: funnel_events.unattributed_events(other, f))
-    body = summary_json(f, queries.summary(client, f))
+    registered = side.submit(lambda other: queries.registrations(other, f))
+    body = summary_json(f, queries.summary(client, f, registered.result))
     body.update(replace(events.result(), commissions=paid.result()).to_json())
     if unattributed is not None:
         body["unattributedEvents"] = unattributed.result()
@@ -76,7 +77,8 @@ def timeseries(client: Client, side: SideParts, f: ClickFilter,
                interval: str) -> list[dict[str, Any]]:
     events = side.submit(lambda other: funnel_events.figures_by_bucket(other, f, interval))
     paid = side.submit(lambda other: commission_figures.by_bucket(other, f, interval))
-    points = queries.timeseries(client, f, interval)
+    registered = side.submit(lambda other: queries.registrations_by_bucket(other, f, interval))
+    points = queries.timeseries(client, f, interval, registered.result)
     by_bucket, paid_by_bucket = events.result(), paid.result()
     return [{**point_json(point), **replace(
         by_bucket.get(bucket, NO_FIGURES), commissions=paid_by_bucket.get(bucket, ZERO)).to_json()}
@@ -139,11 +141,13 @@ def breakdown(client: Client, side: SideParts, f: ClickFilter, by: str,
 def funnel(client: Client, side: SideParts, f: ClickFilter, cohort: str) -> list[dict[str, Any]]:
     if cohort == "clicks":
         followed = side.submit(lambda other: funnel_events.clicks_cohort(other, f))
-        clicked = queries.summary(client, f)
+        # The cohort's registrations are those the clicks brought (not asked twice).
+        clicked = queries.summary(client, f, lambda: followed.result()[0])
         registrations, kyc, ftd, active = followed.result()
     else:
         events = side.submit(lambda other: funnel_events.figures(other, f))
-        clicked = queries.summary(client, f)
+        registered = side.submit(lambda other: queries.registrations(other, f))
+        clicked = queries.summary(client, f, registered.result)
         figures = events.result()
         registrations, kyc, ftd, active = (
             clicked.registrations, figures.kyc_approved, figures.first_deposits,

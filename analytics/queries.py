@@ -146,14 +146,27 @@ def rows(client: Client, query: Query) -> Sequence[Sequence[Any]]:
     return client.query(query.sql, parameters=query.parameters).result_rows
 
 
-def summary(client: Client, f: ClickFilter) -> Summary:
+def registrations(client: Client, f: ClickFilter) -> int:
+    """Registrations credited to a partner within the filter."""
+    return int(rows(client, registrations_query(f))[0][0])
+
+
+def registrations_by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int, int]:
+    """Registrations per bucket start (seconds)."""
+    _, query = timeseries_queries(f, interval)
+    return {int(row[0]): int(row[1]) for row in rows(client, query)}
+
+
+def summary(client: Client, f: ClickFilter,
+            registered: Callable[[], int] | None = None) -> Summary:
+    """`registered`: the registrations (registrations), asked beside."""
     row = [int(value) for value in rows(
         client, summary_clicks_query(f, closed_clicks.closer(client)))[0]]
     clicks, humans, visitors, suspended, orphans, unresolved = row
-    (registrations,) = rows(client, registrations_query(f))[0]
+    registrations_ = registered() if registered is not None else registrations(client, f)
     return Summary(
         clicks=clicks, human_clicks=humans, unique_visitors=visitors,
-        registrations=int(registrations), suspended_clicks=suspended,
+        registrations=registrations_, suspended_clicks=suspended,
         orphan_clicks=None if f.partner_scoped else orphans,
         unresolved_clicks=None if f.partner_scoped else unresolved,
     )
@@ -211,16 +224,18 @@ def _clicks_by_bucket(client: Client, f: ClickFilter, interval: str) -> dict[int
             for row in rows(client, clicks_query)}
 
 
-def timeseries(client: Client, f: ClickFilter, interval: str) -> list[SeriesPoint]:
+def timeseries(client: Client, f: ClickFilter, interval: str,
+               registered: Callable[[], dict[int, int]] | None = None) -> list[SeriesPoint]:
     """One point per bucket of the range, zero-filled. The clicks of closed buckets come from
-    analytics.series_cache while their views have not changed; registrations are asked."""
-    _, registrations_query_ = timeseries_queries(f, interval)
+    analytics.series_cache while their views have not changed; registrations are asked
+    (`registered`: registrations_by_bucket, asked beside)."""
     clicks = series_cache.by_bucket(
         client, f, interval, "clicks", series_tables(f, interval),
         lambda within: _clicks_by_bucket(client, within, interval),
         lambda counts: ",".join(map(str, counts)),
         lambda text: tuple(int(value) for value in text.split(",")))
-    registrations = {int(row[0]): int(row[1]) for row in rows(client, registrations_query_)}
+    registrations = registered() if registered is not None else registrations_by_bucket(
+        client, f, interval)
     points = []
     for start in bucket_starts(f, interval):
         key = int(start.timestamp())
