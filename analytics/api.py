@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from analytics import answers, dashboard, export, names, queries, tree
+from analytics import answers, dashboard, export, names, partner_scope, queries, tree
 from analytics.auth import TokenRevocations, Viewer, ViewerAuth
 from analytics.clickhouse import open_clickhouse
 from analytics.commissions.api import CommissionsApi
@@ -211,7 +211,7 @@ class AnalyticsApi:
         def scoped(client: Client) -> T:
             self._revocations.check(client, viewer)
             root = viewer.partner_id
-            if root is not None and f.partner_id is not None and not queries.in_subtree(
+            if root is not None and f.partner_id is not None and not partner_scope.in_subtree(
                 client, root, f.partner_id
             ):
                 raise Forbidden(f"partner {f.partner_id} is not in the subtree of {root}")

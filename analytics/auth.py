@@ -9,7 +9,7 @@ from typing import Final
 from clickhouse_connect.driver.client import Client
 from starlette.requests import Request
 
-from analytics.queries import tokens_not_before
+from analytics.partner_scope import tokens_not_before
 from edge.config import Settings
 from edge.errors import Unauthorized
 from edge.registry import tokens as partner_tokens

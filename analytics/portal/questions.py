@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
-from analytics import links, queries, tree
+from analytics import links, partner_scope, queries, tree
 from analytics.commissions import figures as commission_figures
 from analytics.commissions import reads
 from analytics.commissions.reads import LineFilter
@@ -139,7 +139,7 @@ def link_figures(client: Client, partner_id: str, window: Range,
 
 
 def in_subtree(client: Client, viewer_id: str, partner_id: str) -> bool:
-    return queries.in_subtree(client, viewer_id, partner_id)
+    return partner_scope.in_subtree(client, viewer_id, partner_id)
 
 
 def downline(client: Client, viewer_id: str, node_id: str, window: Range) -> dict[str, Any]:

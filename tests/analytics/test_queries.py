@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics import export, queries
+from analytics import export, partner_scope, queries
 from analytics.clickhouse import Client
 from analytics.filters import ClickFilter
 from edge.errors import InvalidInput
@@ -413,18 +413,18 @@ def test_csv_arrives_in_chunks_not_in_one_piece(clickhouse: Client) -> None:
 def test_in_subtree_knows_descendants_from_the_partners_table(clickhouse: Client) -> None:
     insert_tree(clickhouse)
 
-    assert queries.in_subtree(clickhouse, TREE.master, TREE.leaf)
-    assert queries.in_subtree(clickhouse, TREE.sub, TREE.sub)
-    assert not queries.in_subtree(clickhouse, TREE.sub, TREE.master)
-    assert not queries.in_subtree(clickhouse, TREE.master, TREE.other)
-    assert not queries.in_subtree(clickhouse, TREE.master, "unknown")
+    assert partner_scope.in_subtree(clickhouse, TREE.master, TREE.leaf)
+    assert partner_scope.in_subtree(clickhouse, TREE.sub, TREE.sub)
+    assert not partner_scope.in_subtree(clickhouse, TREE.sub, TREE.master)
+    assert not partner_scope.in_subtree(clickhouse, TREE.master, TREE.other)
+    assert not partner_scope.in_subtree(clickhouse, TREE.master, "unknown")
 
 
 def test_in_subtree_knows_descendants_from_their_clicks(clickhouse: Client) -> None:
     insert_clicks(clickhouse, [click(TREE.leaf)])
 
-    assert queries.in_subtree(clickhouse, TREE.sub, TREE.leaf)
-    assert not queries.in_subtree(clickhouse, TREE.leaf, TREE.sub)
+    assert partner_scope.in_subtree(clickhouse, TREE.sub, TREE.leaf)
+    assert not partner_scope.in_subtree(clickhouse, TREE.leaf, TREE.sub)
 
 
 awkward_text = st.text(min_size=1, max_size=40)
@@ -438,7 +438,7 @@ def _every_query(f: ClickFilter, partner_id: str, campaign: str) -> list[queries
         *(queries.breakdown_ranked_query(f, by, 5) for by in queries.DIMENSIONS),
         *(queries.breakdown_query(f, by, [campaign]) for by in queries.DIMENSIONS),
         queries.breakdown_registrations_query(f, "campaign", [campaign]),  # type: ignore[list-item]
-        export.clicks_csv_query(f), *queries.in_subtree_queries(partner_id, campaign),
+        export.clicks_csv_query(f), *partner_scope.in_subtree_queries(partner_id, campaign),
     ]
 
 
@@ -461,7 +461,7 @@ def test_any_value_is_bound_never_spliced_into_sql(
         assert built.sql == reference.sql
     assert queries.summary(clickhouse, asked).clicks == 0
     assert queries.breakdown(clickhouse, asked, "campaign", 5) == []
-    assert not queries.in_subtree(clickhouse, partner_id + "x", campaign)
+    assert not partner_scope.in_subtree(clickhouse, partner_id + "x", campaign)
 
 
 def test_from_must_be_before_to() -> None:

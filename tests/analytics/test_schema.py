@@ -10,7 +10,7 @@ import redis
 from clickhouse_connect.driver.exceptions import OperationalError
 from redis.asyncio import Redis
 
-from analytics import queries
+from analytics import partner_scope
 from analytics.clickhouse import Client, open_clickhouse
 from analytics.enrich import CLICK_COLUMNS, click_row
 from analytics.partners_sync import PartnersSync
@@ -238,16 +238,16 @@ def test_a_token_revocation_is_copied_to_the_partners_table(
         sync = PartnersSync(client, clickhouse)
         await registry.upsert("ib-rev", PartnerEdit.from_json({"type": "ib"}))
         await sync.sync_once()
-        assert queries.tokens_not_before(clickhouse, "ib-rev") == 0
+        assert partner_scope.tokens_not_before(clickhouse, "ib-rev") == 0
         stamp = time.time_ns() // 1_000_000 + 1  # as DELETE /api/partners/{id}/tokens does
         await client.hset(partner_key("ib-rev"),
                           mapping={"tokens_not_before": stamp, "updated_at": stamp})
         assert await sync.sync_once() == 1
-        assert queries.tokens_not_before(clickhouse, "ib-rev") == stamp
+        assert partner_scope.tokens_not_before(clickhouse, "ib-rev") == stamp
         # Other edits keep the stamp.
         await registry.upsert("ib-rev", PartnerEdit.from_json({"name": "renamed"}))
         await sync.sync_once()
-        assert queries.tokens_not_before(clickhouse, "ib-rev") == stamp
+        assert partner_scope.tokens_not_before(clickhouse, "ib-rev") == stamp
         await client.aclose()
 
     asyncio.run(scenario())
