@@ -4,7 +4,6 @@ JSON of every row. The benchmark (loadtests/events_queries.py) times these same 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -67,7 +66,7 @@ def summary(client: Client, side: SideParts, f: ClickFilter) -> dict[str, Any]:
         lambda other: funnel_events.unattributed_events(other, f))
     registered = side.submit(lambda other: queries.registrations(other, f))
     body = summary_json(f, queries.summary(client, f, registered.result))
-    body.update(replace(events.result(), commissions=paid.result()).to_json())
+    body.update(events.result().to_json(paid.result()))
     if unattributed is not None:
         body["unattributedEvents"] = unattributed.result()
     return body
@@ -80,8 +79,8 @@ def timeseries(client: Client, side: SideParts, f: ClickFilter,
     registered = side.submit(lambda other: queries.registrations_by_bucket(other, f, interval))
     points = queries.timeseries(client, f, interval, registered.result)
     by_bucket, paid_by_bucket = events.result(), paid.result()
-    return [{**point_json(point), **replace(
-        by_bucket.get(bucket, NO_FIGURES), commissions=paid_by_bucket.get(bucket, ZERO)).to_json()}
+    return [{**point_json(point), **by_bucket.get(bucket, NO_FIGURES).to_json(
+        paid_by_bucket.get(bucket, ZERO))}
         for point in points for bucket in [int(point.start.timestamp())]]
 
 
@@ -128,8 +127,8 @@ def breakdown(client: Client, side: SideParts, f: ClickFilter, by: str,
         link = side.submit(lambda other: links.link_columns(other, f, keys))
     link_of = link.result() if link is not None else {}
     by_key, by_key_paid = events.result(), paid.result()
-    beside = {key: {**link_of.get(key, {}), **replace(
-        by_key.get(key, NO_FIGURES), commissions=by_key_paid.get(key, ZERO)).to_json()}
+    beside = {key: {**link_of.get(key, {}), **by_key.get(key, NO_FIGURES).to_json(
+        by_key_paid.get(key, ZERO))}
         for key in keys}
     if by == "partner":
         name_of = named.result() if named is not None else names.names(client, keys)

@@ -233,7 +233,7 @@ def timeseries(client: Client, f: ClickFilter, interval: str,
         client, f, interval, "clicks", series_tables(f, interval),
         lambda within: _clicks_by_bucket(client, within, interval),
         lambda counts: ",".join(map(str, counts)),
-        lambda text: tuple(int(value) for value in text.split(",")))
+        lambda text: tuple(map(int, text.split(","))))
     registrations = registered() if registered is not None else registrations_by_bucket(
         client, f, interval)
     points = []

@@ -33,7 +33,8 @@ CENT: Final = Decimal("0.01")
 # search). The others' are kept for the keys asked (partners: read from events_credited, every
 # partner's would cost seconds to compute).
 EVERY_KEY_KEPT: Final = frozenset({"code"})
-# Beside kept days, what is left to read from the views may be read summed as a whole.
+# A day at most left to read from the views (beside kept days, or a series' buckets not stored:
+# today's) is read summed as a whole.
 TODAY_AT_MOST: Final = timedelta(days=1)
 STEPS: Final = ("visitors", "registrations", "kyc", "ftd", "active")
 COHORTS: Final = ("clicks", "events")
@@ -66,7 +67,8 @@ class Figures:
     broker_revenue: Decimal = ZERO
     commissions: Decimal = field(default=ZERO)  # the ledger's (schema to come); 0 meanwhile
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, commissions: Decimal | None = None) -> dict[str, Any]:
+        """`commissions`: the ledger's, given apart (else this one's)."""
         return {
             "accounts": self.accounts,
             "kycApproved": self.kyc_approved,
@@ -78,7 +80,7 @@ class Figures:
             "activeTraders": self.active_traders,
             "lots": quantity(self.lots),
             "brokerRevenue": money(self.broker_revenue),
-            "commissions": money(self.commissions),
+            "commissions": money(self.commissions if commissions is None else commissions),
         }
 
 
@@ -205,9 +207,12 @@ def read_figures(
         query = figures_query(f, key, interval, keys, dirty=dirty, closed=closed)
         return query.sql, query.parameters
 
-    # No view to look at; or today alone is left beside the kept days: its rows summed while
-    # read cost less than looking at the views' parts before and after.
-    if rollups.reads_raw(f, key) or (closed is not None and f.end - closed.end <= TODAY_AT_MOST):
+    # No view to look at; or today alone is left to read (beside the kept days, or a series'
+    # buckets not stored): its rows summed while read cost less than looking at the views'
+    # parts before and after.
+    left = f.end - (closed.end if closed is not None else f.start)
+    if rollups.reads_raw(f, key) or (
+            (closed is not None or interval is not None) and left <= TODAY_AT_MOST):
         sql, parameters = build(None)
         return client.query(sql, parameters=parameters).result_rows
     return rollups.read(client, build)
@@ -296,7 +301,8 @@ class Step:
     count: int
     rate: float | None  # of the step before; None for the first or after an empty step
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, commissions: Decimal | None = None) -> dict[str, Any]:
+        """`commissions`: the ledger's, given apart (else this one's)."""
         return {"step": self.step, "count": self.count, "rate": self.rate}
 
 

@@ -164,7 +164,9 @@ def ranges(rng: random.Random) -> list[tuple[datetime, datetime]]:
     """Whole days, whole hours, and cuts at random milliseconds (within 31 days: hours allowed)."""
     day = START + timedelta(days=3)
     found = [(START, START + SPAN), (day, day + timedelta(days=5)),
-             (day + timedelta(hours=5), day + timedelta(hours=30))]
+             (day + timedelta(hours=5), day + timedelta(hours=30)),
+             # A day at most: a series' buckets read with every row summed (no parts looked at).
+             (day + timedelta(hours=5), day + timedelta(hours=17))]
     for _ in range(4):
         start = START + timedelta(milliseconds=rng.randrange(int(SPAN.total_seconds() * 1000)))
         length = timedelta(milliseconds=rng.randrange(1, int(SPAN.total_seconds() * 1000)))
