@@ -33,8 +33,8 @@ CENT: Final = Decimal("0.01")
 # search). The others' are kept for the keys asked (partners: read from events_credited, every
 # partner's would cost seconds to compute).
 EVERY_KEY_KEPT: Final = frozenset({"code"})
-# A day at most left to read from the views (beside kept days, or a series' buckets not stored:
-# today's) is read summed as a whole.
+# A day at most left to read from the views (today beside kept days, a series' buckets not
+# stored, a day's question) is read summed as a whole.
 TODAY_AT_MOST: Final = timedelta(days=1)
 STEPS: Final = ("visitors", "registrations", "kyc", "ftd", "active")
 COHORTS: Final = ("clicks", "events")
@@ -65,7 +65,7 @@ class Figures:
     active_traders: int = 0
     lots: Decimal = ZERO
     broker_revenue: Decimal = ZERO
-    commissions: Decimal = field(default=ZERO)  # the ledger's (schema to come); 0 meanwhile
+    commissions: Decimal = field(default=ZERO)  # the ledger's (answers give it to to_json)
 
     def to_json(self, commissions: Decimal | None = None) -> dict[str, Any]:
         """`commissions`: the ledger's, given apart (else this one's)."""
@@ -207,12 +207,11 @@ def read_figures(
         query = figures_query(f, key, interval, keys, dirty=dirty, closed=closed)
         return query.sql, query.parameters
 
-    # No view to look at; or today alone is left to read (beside the kept days, or a series'
-    # buckets not stored): its rows summed while read cost less than looking at the views'
-    # parts before and after.
+    # No view to look at; or a day at most left to read (today beside the kept days, a
+    # series' buckets not stored): its rows summed while read cost less than looking at the
+    # views' parts before and after.
     left = f.end - (closed.end if closed is not None else f.start)
-    if rollups.reads_raw(f, key) or (
-            (closed is not None or interval is not None) and left <= TODAY_AT_MOST):
+    if rollups.reads_raw(f, key) or left <= TODAY_AT_MOST:
         sql, parameters = build(None)
         return client.query(sql, parameters=parameters).result_rows
     return rollups.read(client, build)
